@@ -1,0 +1,23 @@
+"""OFA Explorer core: the Once-for-All MobileNetV3 supernet, its subnets and their predicted costs.
+
+    import app
+    net = app.load_supernet()
+    cfg = app.SubnetConfig.from_dict({"ks": [...], "e": [...], "d": [...], "r": 224})
+    sub = net.extract(cfg, calibrate=False)
+"""
+
+from app.space import SubnetConfig
+from app.supernet import OFASupernet, SupernetCard
+from app.weights import SupernetLoadError, load_supernet, save_supernet
+from app.costs import count_macs, count_params
+
+__all__ = [
+    "SubnetConfig",
+    "OFASupernet",
+    "SupernetCard",
+    "SupernetLoadError",
+    "load_supernet",
+    "save_supernet",
+    "count_macs",
+    "count_params",
+]

@@ -1,0 +1,142 @@
+"""Batch-norm re-estimation for extracted subnets.
+
+A subnet's BN statistics sliced from the supernet describe the supernet's activations,
+not the subnet's; OFA re-estimates them on 2,000 training images
+(``set_running_statistics``): every BN layer normalises with the current batch's
+statistics, and its running statistics become the (sample-weighted) average of the
+batch means and of the biased batch variances.
+
+:func:`recalibrate_bn` is that method for any model. :func:`recalibrate_fast` applies
+it to a small bundled set of training images, preprocessed once per resolution: the
+interactive path of the app.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FAST_CALIBRATION_IMAGES = 16
+FAST_CALIBRATION_CHUNK = 2
+_CACHE_LIMIT = 6  # resolutions kept preprocessed (each ~29 MB at r=224)
+
+
+class _Stats:
+    __slots__ = ("mean", "var", "count")
+
+    def __init__(self) -> None:
+        self.mean: Tensor | None = None
+        self.var: Tensor | None = None
+        self.count = 0
+
+    def update(self, mean: Tensor, var: Tensor, n: int) -> None:
+        if self.mean is None:
+            self.mean, self.var = mean * n, var * n
+        else:
+            self.mean += mean * n
+            self.var += var * n
+        self.count += n
+
+
+@contextmanager
+def _batch_statistics(model: nn.Module) -> Iterator[dict[nn.BatchNorm2d, _Stats]]:
+    stats: dict[nn.BatchNorm2d, _Stats] = {}
+    handles = []
+
+    def make_forward(bn: nn.BatchNorm2d, st: _Stats):
+        def forward(x: Tensor) -> Tensor:
+            # training-mode batch norm with momentum 1 normalises with the batch's mean and
+            # biased variance and leaves mean / unbiased variance in the buffers we pass
+            c = x.size(1)
+            mean = torch.zeros(c, dtype=x.dtype)
+            var = torch.ones(c, dtype=x.dtype)
+            y = F.batch_norm(x, mean, var, bn.weight, bn.bias, True, 1.0, bn.eps)
+            n = x.numel() // c
+            st.update(mean, var * ((n - 1) / n), x.size(0))
+            return y
+
+        return forward
+
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            stats[m] = _Stats()
+            m.forward = make_forward(m, stats[m])  # type: ignore[method-assign]
+            handles.append(m)
+    try:
+        yield stats
+    finally:
+        for m in handles:
+            del m.forward
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor | tuple]) -> int:
+    """Re-estimate every BatchNorm2d's running statistics on ``batches`` (OFA's method).
+
+    ``batches`` yields image tensors or (images, labels) pairs. Returns the number of
+    images used. Mutates ``model`` (pass an extracted subnet, never a shared model).
+    """
+    was_training = model.training
+    model.eval()
+    with _batch_statistics(model) as stats:
+        for batch in batches:
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            model(images)
+    n = 0
+    for bn, st in stats.items():
+        if st.count:
+            bn.running_mean.copy_(st.mean / st.count)
+            bn.running_var.copy_(st.var / st.count)
+            n = st.count
+    model.train(was_training)
+    return n
+
+
+# --------------------------------------------------------------------------- fast path
+_lock = threading.Lock()
+_cache: "OrderedDict[tuple, Tensor]" = OrderedDict()
+
+
+def calibration_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "pretrained" / "calibration"
+
+
+def calibration_batch(r: int, mean, std, n: int = FAST_CALIBRATION_IMAGES, folder: Path | None = None) -> Tensor:
+    """The bundled calibration images preprocessed for resolution ``r`` (cached, read-only)."""
+    from app.data import eval_transform, load_image
+
+    folder = Path(folder) if folder is not None else calibration_dir()
+    key = (str(folder), r, tuple(mean), tuple(std), n)
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    files = sorted(p for p in folder.glob("*.jpg"))[:n] if folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"calibration images: none found in {folder}")
+    tf = eval_transform(r, mean, std)
+    batch = torch.stack([tf(load_image(p)) for p in files]).contiguous(memory_format=torch.channels_last)
+    with _lock:
+        _cache[key] = batch
+        while len(_cache) > _CACHE_LIMIT:
+            _cache.popitem(last=False)
+    return batch
+
+
+def recalibrate_fast(subnet: nn.Module, card, n: int = FAST_CALIBRATION_IMAGES, chunk: int = FAST_CALIBRATION_CHUNK) -> int:
+    """Re-estimate a subnet's BN statistics on ``n`` bundled training images at its resolution.
+
+    The images go through channels-last in chunks of ``chunk`` (each chunk is one
+    "batch" of OFA's method): small chunks stay in cache, which on a CPU is faster
+    than one big batch.
+    """
+    r = subnet.config.r
+    batch = calibration_batch(r, card.mean, card.std, n)
+    return recalibrate_bn(subnet, batch.split(chunk))

@@ -1,0 +1,237 @@
+"""Command-line interface: ``python -m app <command> [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from app.train.loop import Trainer
+    from app.train.recipe import Recipe
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = Recipe.load(args.recipe)
+    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    trainer = Trainer(recipe, args.data, out, publish_to=args.publish_to, max_steps=args.max_steps, progress=not args.no_progress)
+    trainer.run()
+    return 0
+
+
+def _config(text: str):
+    from app.presets import resolve
+
+    return resolve(text)
+
+
+def _emit(rows: list[dict], fmt: str) -> None:
+    import csv
+    import json
+
+    if fmt == "json":
+        print(json.dumps(rows if len(rows) != 1 else rows[0], indent=2))
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    else:
+        keys = list(rows[0])
+        widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+        print("  ".join(k.ljust(widths[k]) for k in keys))
+        for r in rows:
+            print("  ".join(str(r[k]).ljust(widths[k]) for k in keys))
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from app.predict import hardware_targets, predict
+
+    cfg = _config(args.config)
+    names = args.hardware or [t.name for t in hardware_targets()]
+    rows = []
+    for hw in names:
+        p = predict(cfg, hw).to_dict()
+        if args.format == "json":
+            rows.append(p)
+        else:
+            rows.append({"hardware": hw, "latency_ms": _num(p["latency"]["value"]), "energy_mj": _num(p["energy"]["value"]),
+                         "imagenet_val_top1": _num(p["accuracy_imagenet_val"]["value"]), "macs_M": _num(p["macs"]["value"]),
+                         "params_M": _num(p["params"]["value"]), "latency_source": p["latency"]["source"]})
+    _emit(rows, args.format)
+    return 0
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from app.search import search
+
+    budgets = {k: v for k, v in (("latency", args.max_latency), ("energy", args.max_energy), ("macs", args.max_macs),
+                                 ("params", args.max_params)) if v is not None}
+    if not budgets:
+        raise ValueError("search: give at least one budget (--max-latency, --max-energy, --max-macs, --max-params)")
+    res = search(args.hardware, budgets, args.accuracy, args.population, args.generations, seed=args.seed)
+    row = {"config": res.config.to_compact(), "accuracy": round(res.accuracy, 3), "seconds": round(res.seconds, 3),
+           **{k: round(v, 4) for k, v in res.metrics.items()}}
+    _emit([row], args.format)
+    return 0
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    from app.search import pareto_front
+
+    limits = [float(x) for x in args.limits.split(",") if x.strip()]
+    res = pareto_front(args.hardware, args.budget, limits, args.accuracy, args.generations, seed=args.seed)
+    if not res:
+        raise ValueError("pareto: every budget was infeasible")
+    _emit([{"config": r.config.to_compact(), "accuracy": round(r.accuracy, 3),
+            **{k: round(v, 4) for k, v in r.metrics.items()}} for r in res], args.format)
+    return 0
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from app.classify import classify
+    from app.data import ImageError, load_image
+    from app.weights import load_supernet
+
+    net = load_supernet(args.supernet)
+    cfg = _config(args.config)
+    sub = net.extract(cfg, calibrate=True)
+    rows, failed = [], 0
+    for path in args.images:
+        try:
+            res = classify(sub, load_image(path), net.card.classes, net.card.mean, net.card.std, args.topk)
+        except ImageError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        rows.append({"image": path, "top1": res.top1, "probability": round(res.probabilities[0], 4),
+                     "topk": "; ".join(f"{l} {p:.3f}" for l, p in zip(res.labels, res.probabilities)),
+                     "ms": round(res.seconds * 1000, 1)})
+    if rows:
+        _emit(rows, args.format)
+    return 1 if failed else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from app.export import export_to
+    from app.weights import load_supernet
+
+    net = load_supernet(args.supernet)
+    sub = net.extract(_config(args.config), calibrate=True)
+    path = export_to(sub, net.card, args.format, args.out)
+    print(path)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from app.weights import load_supernet
+    from app.space import SubnetConfig
+
+    net = load_supernet(args.supernet)
+    rows = []
+    for name, cfg in (("largest r224", SubnetConfig.largest(224)), ("smallest r128", SubnetConfig.smallest(128))):
+        t = time.perf_counter(); sub = net.extract(cfg); t_ex = time.perf_counter() - t
+        t = time.perf_counter(); sub = net.extract(cfg, calibrate=True); t_cal = time.perf_counter() - t
+        x = torch.randn(1, 3, cfg.r, cfg.r)
+        with torch.no_grad():
+            sub(x)
+            t = time.perf_counter(); sub(x); t_inf = time.perf_counter() - t
+        rows.append({"subnet": name, "extract_ms": round(t_ex * 1e3, 1), "extract_calibrate_ms": round(t_cal * 1e3, 1),
+                     "inference_ms_b1": round(t_inf * 1e3, 1)})
+    _emit(rows, args.format)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m app", description="OFA Explorer: Once-for-All supernet tools.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a supernet by progressive shrinking (resumable; torchrun-ready)")
+    t.add_argument("--recipe", required=True, help="recipe JSON (see recipes/)")
+    t.add_argument("--data", required=True, help="Imagenette root holding train/ and val/")
+    t.add_argument("--out", help="run directory (default runs/<recipe name>); resumes from its checkpoint")
+    t.add_argument("--publish-to", help="also write each finished phase's weights to this stem (e.g. pretrained/ofa_mbv3_w1.2_imagenette)")
+    t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke tests)")
+    t.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    cfg_help = "a preset name (largest, smallest, an OFA specialised subnet), a .json file, inline JSON or a compact string"
+    fmt = dict(choices=["table", "json", "csv"], default="table")
+
+    c = sub.add_parser("classify", help="classify images with a subnet")
+    c.add_argument("images", nargs="+")
+    c.add_argument("--config", default="largest", help=cfg_help)
+    c.add_argument("--supernet", help="supernet file (default: the bundled one)")
+    c.add_argument("--topk", type=int, default=5)
+    c.add_argument("--format", **fmt)
+    c.set_defaults(func=_cmd_classify)
+
+    pr = sub.add_parser("predict", help="predicted accuracy, latency and energy of a config")
+    pr.add_argument("--config", required=True, help=cfg_help)
+    pr.add_argument("--hardware", action="append", help="target name (repeatable; default: all)")
+    pr.add_argument("--format", **fmt)
+    pr.set_defaults(func=_cmd_predict)
+
+    for name, helptext in (("search", "evolutionary search under budgets"),):
+        s_ = sub.add_parser(name, help=helptext)
+        s_.add_argument("--hardware", default="note10")
+        s_.add_argument("--max-latency", type=float, help="ms on --hardware")
+        s_.add_argument("--max-energy", type=float, help="mJ (energy model)")
+        s_.add_argument("--max-macs", type=float, help="millions of MACs")
+        s_.add_argument("--max-params", type=float, help="millions of parameters")
+        s_.add_argument("--accuracy", choices=["imagenet", "imagenet_val", "supernet"], default="imagenet")
+        s_.add_argument("--population", type=int, default=100)
+        s_.add_argument("--generations", type=int, default=500)
+        s_.add_argument("--seed", type=int, default=0)
+        s_.add_argument("--format", **fmt)
+        s_.set_defaults(func=_cmd_search)
+
+    pa = sub.add_parser("pareto", help="best predicted accuracy across a range of budgets")
+    pa.add_argument("--hardware", default="note10")
+    pa.add_argument("--budget", choices=["latency", "energy", "macs", "params"], default="latency")
+    pa.add_argument("--limits", required=True, help="comma-separated budgets, e.g. 15,20,25,30")
+    pa.add_argument("--accuracy", choices=["imagenet", "imagenet_val", "supernet"], default="imagenet")
+    pa.add_argument("--generations", type=int, default=100)
+    pa.add_argument("--seed", type=int, default=0)
+    pa.add_argument("--format", **fmt)
+    pa.set_defaults(func=_cmd_pareto)
+
+    ex = sub.add_parser("export", help="export a subnet (verified against the live one)")
+    ex.add_argument("--config", required=True, help=cfg_help)
+    ex.add_argument("--format", choices=["state_dict", "torchscript", "pt2", "onnx"], default="state_dict")
+    ex.add_argument("--out", required=True, help="output file or directory")
+    ex.add_argument("--supernet")
+    ex.set_defaults(func=_cmd_export)
+
+    b = sub.add_parser("bench", help="quick extraction / calibration / inference timings here")
+    b.add_argument("--supernet")
+    b.add_argument("--format", **fmt)
+    b.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,56 @@
+"""Measured accuracy of a subnet on a folder of labelled images (``<wnid>_*.jpg`` or ``<wnid>/*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from app.data import eval_transform, load_image
+from app.space import SubnetConfig
+from app.supernet import OFASupernet
+
+MEASURE_DIR = Path(__file__).resolve().parent.parent / "assets" / "measure"
+
+
+def labelled_images(folder: Path, card) -> list[tuple[Path, int]]:
+    """(path, label) pairs for images whose wnid the supernet knows (its class ids, or ImageNet-1k's)."""
+    from app.data import IMAGENETTE_CLASSES
+
+    index = {w: i for i, w in enumerate(card.class_ids)}
+    if not index and card.num_classes == 1000:
+        index = {w: i for w, (i, _) in IMAGENETTE_CLASSES.items()}
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+            continue
+        wnid = p.parent.name if p.parent != folder else p.name.split("_")[0]
+        if wnid in index:
+            out.append((p, index[wnid]))
+    return out
+
+
+@torch.no_grad()
+def measure_accuracy(
+    net: OFASupernet,
+    cfg: SubnetConfig,
+    folder: Path = MEASURE_DIR,
+    batch: int = 25,
+    progress: Callable[[float], None] | None = None,
+) -> float:
+    """Top-1 (%) of ``cfg`` (BN re-estimated on the bundled calibration images) on the images in ``folder``."""
+    items = labelled_images(Path(folder), net.card)
+    if not items:
+        raise ValueError(f"no labelled images for this supernet's classes in {folder}")
+    sub = net.extract(cfg, calibrate=True)
+    tf = eval_transform(cfg.r, net.card.mean, net.card.std)
+    correct = 0
+    for i in range(0, len(items), batch):
+        chunk = items[i : i + batch]
+        x = torch.stack([tf(load_image(p)) for p, _ in chunk])
+        y = torch.tensor([label for _, label in chunk])
+        correct += (sub(x).argmax(1) == y).sum().item()
+        if progress:
+            progress(min(1.0, (i + len(chunk)) / len(items)))
+    return 100.0 * correct / len(items)

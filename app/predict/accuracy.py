@@ -1,0 +1,113 @@
+"""Accuracy predictors: OFA's ImageNet predictor (w1.2 space) and the bundled supernet's own.
+
+OFA's predictor (``acc_predictor.pth``, han-cai/files, MIT) is an MLP on the 128-d
+one-hot encoding. It predicts top-1 on OFA's 10K-image holdout drawn from ImageNet
+*train*, which runs above official val top-1 (OFA tutorial: 81.7% predicted vs 76.9%
+measured on val). :func:`imagenet_val_calibration` maps it to official val top-1 with a
+linear fit on OFA's published specialised w1.2 subnets.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.predict.encoding import ConfigArrays, ofa_features
+
+PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
+OFA_PREDICTOR = PRETRAINED / "predictors" / "ofa_acc_predictor_w1.2.safetensors"
+OFA_SOURCE = "OFA ImageNet accuracy predictor (han-cai/files acc_predictor.pth, MIT)"
+
+
+@dataclass(frozen=True)
+class MLP:
+    """A ReLU MLP (weights stored transposed, read-only); numpy in, numpy out."""
+
+    weights_t: tuple[torch.Tensor, ...]
+    biases: tuple[torch.Tensor, ...]
+
+    @torch.inference_mode()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        for i, (w, b) in enumerate(zip(self.weights_t, self.biases)):
+            h = torch.addmm(b, h, w)
+            if i < len(self.weights_t) - 1:
+                h.clamp_(min=0)
+        return h[:, 0].numpy().astype(np.float64)
+
+
+def _load_mlp(path: Path) -> MLP:
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    layers = sorted({int(k.split(".")[0]) for k in state})
+    ws = tuple(state[f"{i}.weight"].float().t().contiguous() for i in layers)
+    bs = tuple(state[f"{i}.bias"].float().contiguous() for i in layers)
+    return MLP(ws, bs)
+
+
+@lru_cache(maxsize=1)
+def ofa_predictor() -> MLP:
+    return _load_mlp(OFA_PREDICTOR)
+
+
+def ofa_holdout_top1(a: ConfigArrays) -> np.ndarray:
+    """OFA's predicted top-1 (%) on its ImageNet-train holdout, for w1.2 configs."""
+    return 100.0 * ofa_predictor()(ofa_features(a))
+
+
+@dataclass(frozen=True)
+class LinearCalibration:
+    slope: float
+    intercept: float
+    loo_mae: float  # leave-one-out mean absolute error, percentage points
+    n: int
+    subnets: tuple[str, ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.slope * x + self.intercept
+
+
+@lru_cache(maxsize=1)
+def imagenet_val_calibration() -> LinearCalibration:
+    """Linear map predicted-holdout -> published val top-1, fitted on OFA's specialised w1.2 subnets
+    (published after 75 fine-tuning epochs) that lie in this space's resolution range."""
+    from app.predict.encoding import encode
+    from app.presets import specialised
+
+    chosen = [p for p in specialised() if p.width_mult == 1.2 and p.image_size == p.config.r]
+    x = ofa_holdout_top1(encode([p.config for p in chosen]))
+    y = np.array([p.published_top1 for p in chosen])
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    slope, intercept = np.linalg.lstsq(design, y, rcond=None)[0]
+    errs = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        s, c = np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
+        errs.append(abs(s * x[i] + c - y[i]))
+    return LinearCalibration(float(slope), float(intercept), float(np.mean(errs)), len(x), tuple(p.name for p in chosen))
+
+
+SUPERNET_PREDICTOR = PRETRAINED / "predictors" / "imagenette_acc_predictor.json"
+
+
+@lru_cache(maxsize=4)
+def supernet_predictor(sha256: str) -> dict | None:
+    """The bundled supernet's accuracy predictor (ridge on OFA's encoding), if fitted for these weights."""
+    if not SUPERNET_PREDICTOR.is_file():
+        return None
+    doc = json.loads(SUPERNET_PREDICTOR.read_text("utf-8"))
+    if doc.get("supernet_sha256") != sha256:
+        return None
+    doc["coef"] = np.asarray(doc["coef"], dtype=np.float64)
+    return doc
+
+
+def supernet_top1(doc: dict, a: ConfigArrays) -> np.ndarray:
+    feats = np.concatenate([ofa_features(a).astype(np.float64), np.ones((len(a), 1))], axis=1)
+    return feats @ doc["coef"]

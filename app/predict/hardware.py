@@ -1,0 +1,251 @@
+"""Hardware targets and the prediction API: ``predict`` (one config) and ``predict_batch`` (search).
+
+Every number says where it comes from (:class:`~app.predict.records.Metric`): published
+measurements (OFA's Note10 tables, HELP's GPU latencies, an Ultra96 FPGA dataset),
+measurements made with this project's ``calibrate-hardware`` tool, or a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from app.costs import LayerCost, layer_costs
+from app.predict import accuracy as acc
+from app.predict.encoding import ConfigArrays, encode
+from app.predict.energy import DEFAULT_GRID_G_PER_KWH, HOROWITZ, PJ_PER_DRAM_WORD, PJ_PER_MAC_FP32, carbon_g_per_1000
+from app.predict.latency_lut import LatencyTable
+from app.predict.records import HardwareTarget, Metric, Prediction
+from app.space import EXPAND_CHOICES, KERNEL_CHOICES, MAX_DEPTH, NUM_BLOCKS, RESOLUTION_CHOICES, SubnetConfig
+
+PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
+NOTE10_SOURCE = "Note10, published LUT (OFA, han-cai/files)"
+
+
+class LatencyModel(Protocol):
+    def batch(self, a: ConfigArrays) -> np.ndarray: ...
+    def note(self, r: int) -> str: ...
+
+
+def user_hardware_dir() -> Path:
+    """Where ``calibrate-hardware`` saves tables: $OFA_EXPLORER_HOME/hardware (default ~/.ofa_explorer)."""
+    home = Path(os.environ.get("OFA_EXPLORER_HOME", Path.home() / ".ofa_explorer"))
+    return home / "hardware"
+
+
+# ----------------------------------------------------------------------- registry
+@lru_cache(maxsize=1)
+def _note10() -> LatencyTable:
+    doc = json.loads((PRETRAINED / "latency" / "note10.json").read_text("utf-8"))
+    return LatencyTable("Note10", {int(r): t for r, t in doc["tables"].items()})
+
+
+def _measured_tables() -> list[Path]:
+    files = sorted((PRETRAINED / "latency").glob("cpu-*.json"))
+    d = user_hardware_dir()
+    if d.is_dir():
+        files += sorted(d.glob("*.json"))
+    return files
+
+
+@lru_cache(maxsize=32)
+def _load_measured(path: str, mtime: float) -> tuple[HardwareTarget, LatencyTable]:
+    try:
+        doc = json.loads(Path(path).read_text("utf-8"))
+        name = str(doc["name"])
+        tables = {int(r): {str(k): float(v) for k, v in t.items()} for r, t in doc["tables"].items()}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"hardware table {Path(path).name}: malformed ({exc})") from None
+    table = LatencyTable(name, tables, float(doc.get("width_mult", 1.2)))
+    target = HardwareTarget(
+        name=name,
+        label=doc.get("label", name),
+        kind="measured",
+        source=f"{doc.get('label', name)}, measured with calibrate-hardware ({doc.get('date', '')}, torch {doc.get('torch', '?')})",
+        resolutions=table.range,
+        width_mult=float(doc.get("width_mult", 1.2)),
+    )
+    return target, table
+
+
+def _registry() -> dict[str, tuple[HardwareTarget, LatencyModel]]:
+    reg: dict[str, tuple[HardwareTarget, LatencyModel]] = {}
+    note10 = _note10()
+    reg["note10"] = (HardwareTarget("note10", "Samsung Galaxy Note10 (CPU)", "published", NOTE10_SOURCE, note10.range), note10)
+    for path in _measured_tables():
+        try:
+            target, table = _load_measured(str(path), path.stat().st_mtime)
+        except ValueError:
+            continue  # listed in hardware_problems()
+        reg.setdefault(target.name, (target, table))
+    from app.predict import gpu
+
+    for target, model in gpu.targets():
+        reg[target.name] = (target, model)
+    return reg
+
+
+def hardware_problems() -> list[str]:
+    """Messages for user hardware tables that could not be loaded (shown in the UI)."""
+    out = []
+    for path in _measured_tables():
+        try:
+            _load_measured(str(path), path.stat().st_mtime)
+        except ValueError as exc:
+            out.append(str(exc))
+    return out
+
+
+def hardware_targets() -> list[HardwareTarget]:
+    """Every hardware target with its kind (published / measured / model)."""
+    return [t for t, _ in _registry().values()]
+
+
+def _lookup(name: str) -> tuple[HardwareTarget, LatencyModel]:
+    reg = _registry()
+    if name not in reg:
+        raise ValueError(f"hardware: unknown target {name!r}; choose from {', '.join(reg)}")
+    return reg[name]
+
+
+# --------------------------------------------------------------------------- costs
+@lru_cache(maxsize=8)
+def _cost_arrays(width_mult: float, num_classes: int) -> dict[str, np.ndarray]:
+    """MACs, params and DRAM words per resolution: fixed part (R,) and blocks (R, 20, 3, 3)."""
+    out = {}
+    for field in ("macs", "params", "words"):
+        out[field + "_fixed"] = np.zeros(len(RESOLUTION_CHOICES))
+        out[field + "_blocks"] = np.zeros((len(RESOLUTION_CHOICES), NUM_BLOCKS, len(KERNEL_CHOICES), len(EXPAND_CHOICES)))
+
+    def words(layer: LayerCost) -> int:
+        return layer.params + layer.in_elems + layer.out_elems
+
+    for ri, r in enumerate(RESOLUTION_CHOICES):
+        for ki, k in enumerate(KERNEL_CHOICES):
+            for ei, e in enumerate(EXPAND_CHOICES):
+                layers = layer_costs(SubnetConfig.uniform(k, e, MAX_DEPTH, r), width_mult, num_classes)
+                for field, fn in (("macs", lambda l: l.macs), ("params", lambda l: l.params), ("words", words)):
+                    fixed = 0
+                    for layer in layers:
+                        if layer.name.startswith("blocks."):
+                            out[field + "_blocks"][ri, int(layer.name.split(".")[1]), ki, ei] += fn(layer)
+                        elif ki == 0 and ei == 0:
+                            fixed += fn(layer)
+                    if ki == 0 and ei == 0:
+                        out[field + "_fixed"][ri] = fixed
+    for v in out.values():
+        v.setflags(write=False)
+    return out
+
+
+def _cost_batch(a: ConfigArrays, field: str, width_mult: float, num_classes: int) -> np.ndarray:
+    arrs = _cost_arrays(width_mult, num_classes)
+    ri = (a.r - RESOLUTION_CHOICES[0]) // 4
+    blocks = arrs[field + "_blocks"][ri[:, None], np.arange(NUM_BLOCKS)[None, :], a.k_idx, a.e_idx]
+    return arrs[field + "_fixed"][ri] + (blocks * a.active).sum(axis=1)
+
+
+def batch_scorer(
+    hardware: str,
+    keys: Sequence[str] | None = None,
+    supernet_sha256: str | None = None,
+    width_mult: float = 1.2,
+    num_classes: int = 1000,
+):
+    """A function ConfigArrays -> {key: array} computing only ``keys`` (all when None), the target resolved once.
+
+    Keys: latency_ms, energy_mj, macs, params, accuracy_imagenet_holdout, accuracy_imagenet_val,
+    accuracy_supernet (NaN where a value cannot be given).
+    """
+    _, model = _lookup(hardware)
+    wanted = set(keys) if keys is not None else {"latency_ms", "energy_mj", "macs", "params", "accuracy_imagenet_holdout",
+                                                  "accuracy_imagenet_val", "accuracy_supernet"}
+    doc = acc.supernet_predictor(supernet_sha256) if supernet_sha256 and "accuracy_supernet" in wanted else None
+    cal = acc.imagenet_val_calibration() if "accuracy_imagenet_val" in wanted else None
+
+    def score(a: ConfigArrays) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if "latency_ms" in wanted:
+            out["latency_ms"] = model.batch(a)
+        if wanted & {"macs", "energy_mj"}:
+            macs = _cost_batch(a, "macs", width_mult, num_classes)
+            out["macs"] = macs
+            if "energy_mj" in wanted:
+                words = _cost_batch(a, "words", width_mult, num_classes)
+                out["energy_mj"] = (macs * PJ_PER_MAC_FP32 + words * PJ_PER_DRAM_WORD) * 1e-9
+        if "params" in wanted:
+            out["params"] = _cost_batch(a, "params", width_mult, num_classes)
+        if wanted & {"accuracy_imagenet_holdout", "accuracy_imagenet_val"}:
+            holdout = acc.ofa_holdout_top1(a)
+            out["accuracy_imagenet_holdout"] = holdout
+            if cal is not None:
+                out["accuracy_imagenet_val"] = cal(holdout)
+        if "accuracy_supernet" in wanted:
+            out["accuracy_supernet"] = acc.supernet_top1(doc, a) if doc else np.full(len(a), np.nan)
+        return out
+
+    return score
+
+
+def predict_batch(
+    cfgs: Sequence[SubnetConfig] | ConfigArrays,
+    hardware: str = "note10",
+    supernet_sha256: str | None = None,
+    width_mult: float = 1.2,
+    num_classes: int = 1000,
+) -> dict[str, np.ndarray]:
+    """Vectorised predictions for many configs (see :func:`batch_scorer` for the keys)."""
+    a = cfgs if isinstance(cfgs, ConfigArrays) else encode(cfgs)
+    return batch_scorer(hardware, None, supernet_sha256, width_mult, num_classes)(a)
+
+
+def predict(
+    cfg: SubnetConfig,
+    hardware: str = "note10",
+    supernet_card=None,
+    grid_g_per_kwh: float = DEFAULT_GRID_G_PER_KWH,
+) -> Prediction:
+    """Everything predicted for one config on one target, each number with its source."""
+    cfg = SubnetConfig.parse(cfg)
+    target, model = _lookup(hardware)
+    sha = getattr(supernet_card, "sha256", None)
+    classes = getattr(supernet_card, "num_classes", 1000)
+    width = getattr(supernet_card, "width_mult", 1.2)
+    b = predict_batch([cfg], hardware, sha, width, classes)
+    lat = float(b["latency_ms"][0])
+    lat_metric = Metric(None if np.isnan(lat) else lat, "ms", target.source, target.kind, model.note(cfg.r))
+    energy = float(b["energy_mj"][0])
+    energy_metric = Metric(energy, "mJ", f"energy: model, {HOROWITZ}", "model",
+                           "operation counts of this subnet (same on every target); DRAM traffic assumes no reuse")
+    carbon = Metric(carbon_g_per_1000(energy, grid_g_per_kwh), "g CO2e / 1000 inferences",
+                    f"energy model × grid {grid_g_per_kwh:.0f} g CO2e/kWh", "model")
+    ofa_note = "" if width == 1.2 else "OFA's predictor describes the w1.2 space; this supernet is w1.0"
+    holdout = Metric(float(b["accuracy_imagenet_holdout"][0]), "%", OFA_HOLDOUT_SOURCE, "model",
+                     ofa_note or "top-1 on OFA's 10K holdout from ImageNet train: runs above val top-1")
+    cal = acc.imagenet_val_calibration()
+    val = Metric(float(b["accuracy_imagenet_val"][0]), "%", f"OFA predictor calibrated to published val top-1 of {cal.n} specialised subnets",
+                 "model", f"calibration error ±{cal.loo_mae:.1f} pp (leave-one-out MAE)")
+    sup = float(b["accuracy_supernet"][0])
+    sup_metric = Metric(None if np.isnan(sup) else sup, "%", SUPERNET_SOURCE, "model",
+                        "" if not np.isnan(sup) else "no accuracy predictor fitted for this supernet's weights yet")
+    return Prediction(
+        config=cfg.to_compact(),
+        hardware=hardware,
+        accuracy_supernet=sup_metric,
+        accuracy_imagenet_holdout=holdout,
+        accuracy_imagenet_val=val,
+        latency=lat_metric,
+        energy=energy_metric,
+        carbon_per_1000=carbon,
+        macs=Metric(float(b["macs"][0]) / 1e6, "M", "counted here (OFA's rules)", "measured"),
+        params=Metric(float(b["params"][0]) / 1e6, "M", "counted here (OFA's rules)", "measured"),
+    )
+
+
+OFA_HOLDOUT_SOURCE = acc.OFA_SOURCE
+SUPERNET_SOURCE = "bundled supernet's predictor (fitted on measured Imagenette top-1, pretrained/predictors)"

@@ -1,0 +1,278 @@
+"""Evolutionary search (as in OFA's ``EvolutionFinder``) and Pareto sweeps, vectorised over numpy.
+
+The population lives in integer arrays (kernel, expand, depth, resolution), every
+generation is scored with one call of the batched predictors, and constraints
+(latency / energy / MACs / params budgets on a hardware target) are enforced on every
+candidate: the returned subnet always meets them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from app.predict import hardware_targets
+from app.predict.encoding import ConfigArrays, from_values
+from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, NUM_BLOCKS, NUM_STAGES, RESOLUTION_CHOICES, SubnetConfig
+
+BUDGETS = {"latency": "latency_ms", "energy": "energy_mj", "macs": "macs", "params": "params"}
+ACCURACIES = {
+    "supernet": "accuracy_supernet",
+    "imagenet": "accuracy_imagenet_holdout",
+    "imagenet_val": "accuracy_imagenet_val",
+}
+
+# batched scorer: (configs, metric keys) -> {key: array}
+Scorer = Callable[[ConfigArrays, list[str]], dict[str, np.ndarray]]
+
+
+@dataclass
+class SearchResult:
+    config: SubnetConfig
+    accuracy: float
+    metrics: dict[str, float]
+    history: list[float] = field(default_factory=list)  # best feasible accuracy per generation
+    seconds: float = 0.0
+    evaluated: int = 0
+
+    def to_dict(self) -> dict:
+        return {"config": self.config.to_dict(), "compact": self.config.to_compact(), "accuracy": self.accuracy,
+                "metrics": self.metrics, "seconds": self.seconds, "evaluated": self.evaluated,
+                "generations": len(self.history)}
+
+
+@dataclass
+class _Pop:
+    ks: np.ndarray
+    e: np.ndarray
+    d: np.ndarray
+    r: np.ndarray
+
+    def take(self, idx: np.ndarray) -> "_Pop":
+        return _Pop(self.ks[idx], self.e[idx], self.d[idx], self.r[idx])
+
+    def __len__(self) -> int:
+        return len(self.r)
+
+    @staticmethod
+    def cat(pops: Sequence["_Pop"]) -> "_Pop":
+        return _Pop(*(np.concatenate([getattr(p, f) for p in pops]) for f in ("ks", "e", "d", "r")))
+
+
+class _Space:
+    def __init__(self, resolutions: Sequence[int], rng: np.random.Generator) -> None:
+        self.k = np.array(KERNEL_CHOICES)
+        self.e = np.array(EXPAND_CHOICES)
+        self.d = np.array(DEPTH_CHOICES)
+        self.r = np.array(sorted(resolutions))
+        self.rng = rng
+
+    def random(self, n: int) -> _Pop:
+        g = self.rng
+        return _Pop(g.choice(self.k, (n, NUM_BLOCKS)), g.choice(self.e, (n, NUM_BLOCKS)),
+                    g.choice(self.d, (n, NUM_STAGES)), g.choice(self.r, n))
+
+    def mutate(self, p: _Pop, prob: float) -> _Pop:
+        fresh = self.random(len(p))
+        g = self.rng
+        pick = lambda a, b: np.where(g.random(a.shape) < prob, b, a)  # noqa: E731
+        return _Pop(pick(p.ks, fresh.ks), pick(p.e, fresh.e), pick(p.d, fresh.d), pick(p.r, fresh.r))
+
+    def crossover(self, a: _Pop, b: _Pop) -> _Pop:
+        g = self.rng
+        pick = lambda x, y: np.where(g.random(x.shape) < 0.5, x, y)  # noqa: E731
+        return _Pop(pick(a.ks, b.ks), pick(a.e, b.e), pick(a.d, b.d), pick(a.r, b.r))
+
+
+def predictor_scorer(hardware: str, supernet_sha256: str | None = None, width_mult: float = 1.2, num_classes: int = 1000) -> Scorer:
+    """The project's batched predictors on ``hardware`` as a :data:`Scorer` (one scorer per key set, cached)."""
+    from app.predict.hardware import batch_scorer
+
+    cache: dict[tuple[str, ...], Callable] = {}
+
+    def score(a: ConfigArrays, keys: list[str]) -> dict[str, np.ndarray]:
+        k = tuple(sorted(keys))
+        if k not in cache:
+            cache[k] = batch_scorer(hardware, k, supernet_sha256, width_mult, num_classes)
+        return cache[k](a)
+
+    return score
+
+
+def _evaluate(pop: _Pop, scorer: Scorer, acc_key: str, budgets: dict[str, float]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Accuracy, feasibility and metrics; the accuracy predictor only runs on feasible candidates."""
+    a = from_values(pop.ks, pop.e, pop.d, pop.r)
+    ok = np.ones(len(pop), dtype=bool)
+    m: dict[str, np.ndarray] = {}
+    if budgets:
+        m = scorer(a, list(budgets))
+        for key, limit in budgets.items():
+            v = np.asarray(m[key], dtype=np.float64)
+            ok &= np.isfinite(v) & (v <= limit)
+    acc = np.full(len(pop), np.nan)
+    if ok.any():
+        sub = a if ok.all() else from_values(pop.ks[ok], pop.e[ok], pop.d[ok], pop.r[ok])
+        acc[ok] = scorer(sub, [acc_key])[acc_key]
+    ok &= np.isfinite(acc)
+    return acc, ok, m
+
+
+def _feasible(space: _Space, make: Callable[[int], _Pop], n: int, scorer: Scorer, acc_key: str, budgets: dict, tries: int = 50):
+    """n feasible candidates from ``make`` (rejection sampling), with their scores."""
+    got: list[_Pop] = []
+    accs: list[np.ndarray] = []
+    evaluated = 0
+    have = 0
+    for _ in range(tries):
+        cand = make(int(1.25 * (n - have)) + 4)
+        acc, ok, _ = _evaluate(cand, scorer, acc_key, budgets)
+        evaluated += len(cand)
+        idx = np.flatnonzero(ok)[: n - have]
+        if len(idx):
+            got.append(cand.take(idx))
+            accs.append(acc[idx])
+            have += len(idx)
+        if have >= n:
+            break
+    if have == 0:
+        return None, None, evaluated
+    return _Pop.cat(got), np.concatenate(accs), evaluated
+
+
+def search(
+    hardware: str = "note10",
+    budgets: dict[str, float] | None = None,
+    accuracy: str = "imagenet",
+    population: int = 100,
+    generations: int = 500,
+    parent_ratio: float = 0.25,
+    mutation_ratio: float = 0.5,
+    mutate_prob: float = 0.1,
+    seed: int = 0,
+    resolutions: Sequence[int] | None = None,
+    scorer: Scorer | None = None,
+    supernet_sha256: str | None = None,
+    width_mult: float = 1.2,
+    num_classes: int = 1000,
+    progress: Callable[[int, float], None] | None = None,
+) -> SearchResult:
+    """The most accurate subnet (by the predictor ``accuracy``) within ``budgets``.
+
+    ``budgets``: e.g. ``{"latency": 25.0}`` (ms on ``hardware``), ``"energy"`` (mJ),
+    ``"macs"`` and ``"params"`` (millions). Raises ``ValueError`` when no subnet meets them.
+    """
+    t0 = time.perf_counter()
+    budgets = dict(budgets or {})
+    unknown = set(budgets) - set(BUDGETS)
+    if unknown:
+        raise ValueError(f"budget: unknown {', '.join(sorted(unknown))}; choose from {', '.join(BUDGETS)}")
+    for k, v in budgets.items():
+        if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+            raise ValueError(f"budget {k}: must be a positive number; got {v!r}")
+    if accuracy not in ACCURACIES:
+        raise ValueError(f"accuracy: choose from {', '.join(ACCURACIES)}; got {accuracy!r}")
+    if population < 4 or generations < 1:
+        raise ValueError("population must be >= 4 and generations >= 1")
+    limits = {BUDGETS[k]: float(v) * (1e6 if k in ("macs", "params") else 1.0) for k, v in budgets.items()}
+    acc_key = ACCURACIES[accuracy]
+    custom = scorer is not None
+    if scorer is None:
+        names = {t.name: t for t in hardware_targets()}
+        if hardware not in names:
+            raise ValueError(f"hardware: unknown target {hardware!r}; choose from {', '.join(names)}")
+        lo, hi = names[hardware].resolutions
+        resolutions = resolutions or [r for r in RESOLUTION_CHOICES if lo <= r <= hi]
+        scorer = predictor_scorer(hardware, supernet_sha256, width_mult, num_classes)
+    resolutions = list(resolutions or RESOLUTION_CHOICES)
+    bad_r = [r for r in resolutions if r not in RESOLUTION_CHOICES]
+    if bad_r:
+        raise ValueError(f"resolutions: {bad_r} not in the space (128-224 step 4)")
+    rng = np.random.default_rng(seed)
+    space = _Space(resolutions, rng)
+    pop, acc, evaluated = _feasible(space, space.random, population, scorer, acc_key, limits, tries=20)
+    if pop is None:  # tight budget: start from the smallest subnet and grow by mutation
+        seed_pop = _Pop(np.full((1, NUM_BLOCKS), min(KERNEL_CHOICES)), np.full((1, NUM_BLOCKS), min(EXPAND_CHOICES)),
+                        np.full((1, NUM_STAGES), min(DEPTH_CHOICES)), np.array([min(resolutions)]))
+        pop, acc, ev = _feasible(space, lambda n: seed_pop.take(np.zeros(n, dtype=int)), 1, scorer, acc_key, limits, tries=1)
+        evaluated += ev
+    for _ in range(50):  # fill up by mutating the feasible subnets found so far
+        if pop is None or len(pop) >= population:
+            break
+        base = pop
+        more, more_acc, ev = _feasible(space, lambda n: space.mutate(base.take(rng.integers(0, len(base), n)), 0.3),
+                                       population - len(pop), scorer, acc_key, limits, tries=5)
+        evaluated += ev
+        if more is not None:
+            pop, acc = _Pop.cat([pop, more]), np.concatenate([acc, more_acc])
+    if pop is None or len(pop) < population:
+        smallest = _Pop(np.full((1, NUM_BLOCKS), min(KERNEL_CHOICES)), np.full((1, NUM_BLOCKS), min(EXPAND_CHOICES)),
+                        np.full((1, NUM_STAGES), min(DEPTH_CHOICES)), np.array([min(resolutions)]))
+        m = scorer(from_values(smallest.ks, smallest.e, smallest.d, smallest.r), list(limits))
+        floor = ", ".join(f"{k} {float(m[BUDGETS[k]][0]) / (1e6 if k in ('macs', 'params') else 1):.4g}" for k in budgets)
+        raise ValueError(f"budget infeasible: too few subnets meet {budgets} (the smallest subnet needs {floor})")
+    n_parents = max(1, int(round(parent_ratio * population)))
+    n_mut = int(round(mutation_ratio * population))
+    history = []
+    for gen in range(generations):
+        order = np.argsort(-acc, kind="stable")
+        parents, parent_acc = pop.take(order[:n_parents]), acc[order[:n_parents]]
+        history.append(float(parent_acc[0]))
+        if progress is not None:
+            progress(gen, float(parent_acc[0]))
+
+        def mutants(n: int) -> _Pop:
+            return space.mutate(parents.take(rng.integers(0, n_parents, n)), mutate_prob)
+
+        def children(n: int) -> _Pop:
+            return space.crossover(parents.take(rng.integers(0, n_parents, n)), parents.take(rng.integers(0, n_parents, n)))
+
+        groups, group_acc = [parents], [parent_acc]
+        for make, n in ((mutants, n_mut), (children, population - n_parents - n_mut)):
+            if n <= 0:
+                continue
+            new, new_acc, ev = _feasible(space, make, n, scorer, acc_key, limits)
+            evaluated += ev
+            if new is not None:
+                groups.append(new)
+                group_acc.append(new_acc)
+        pop, acc = _Pop.cat(groups), np.concatenate(group_acc)
+    best = int(np.argmax(acc))
+    bp = pop.take(np.array([best]))
+    a_best = from_values(bp.ks, bp.e, bp.d, bp.r)
+    if custom:
+        m = scorer(a_best, [acc_key, *limits])
+    else:
+        from app.predict.hardware import batch_scorer
+
+        m = batch_scorer(hardware, None, supernet_sha256, width_mult, num_classes)(a_best)
+    cfg = SubnetConfig(tuple(bp.ks[0].tolist()), tuple(bp.e[0].tolist()), tuple(bp.d[0].tolist()), int(bp.r[0]))
+    metrics = {k: float(np.asarray(v)[0]) for k, v in m.items()}
+    history.append(float(acc[best]))
+    return SearchResult(cfg, float(acc[best]), metrics, history, time.perf_counter() - t0, evaluated)
+
+
+def pareto_front(
+    hardware: str = "note10",
+    budget: str = "latency",
+    limits: Sequence[float] = (),
+    accuracy: str = "imagenet",
+    generations: int = 100,
+    population: int = 100,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    **kwargs,
+) -> list[SearchResult]:
+    """The best predicted accuracy under each budget in ``limits`` (infeasible budgets are skipped)."""
+    out = []
+    for i, limit in enumerate(limits):
+        try:
+            out.append(search(hardware, {budget: limit}, accuracy, population, generations, seed=seed, **kwargs))
+        except ValueError as exc:
+            if "infeasible" not in str(exc):
+                raise
+        if progress is not None:
+            progress(i + 1, len(limits))
+    return out

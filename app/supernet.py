@@ -1,0 +1,197 @@
+"""The OFA MobileNetV3 elastic supernet and pure subnet extraction.
+
+``OFASupernet.extract(cfg)`` returns a new static :class:`~app.nn.static.MobileNetV3Subnet`
+holding copies of the active weights; the supernet itself is never modified, so one
+loaded supernet serves every session of the app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from app.nn.elastic import ConvBN, ElasticMBConv, FixedMBConv, _bn_slice, _cl
+from app.nn.static import ConvBNAct, MobileNetV3Subnet, make_bn, make_conv
+from app.space import (
+    EXPAND_CHOICES,
+    MAX_DEPTH,
+    NUM_STAGES,
+    RESOLUTION_CHOICES,
+    STAGES,
+    SubnetConfig,
+    Widths,
+    middle_channels,
+)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class SupernetCard:
+    """What travels with a supernet's weights: classes, normalisation, provenance."""
+
+    width_mult: float
+    classes: list[str]
+    class_ids: list[str] = field(default_factory=list)  # e.g. WordNet ids
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resolutions: tuple[int, int] = (min(RESOLUTION_CHOICES), max(RESOLUTION_CHOICES))
+    name: str = "supernet"
+    provenance: str = ""
+    placeholder: bool = False  # random-init weights, not a trained model
+    sha256: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "width_mult": self.width_mult,
+            "classes": list(self.classes),
+            "class_ids": list(self.class_ids),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "resolutions": list(self.resolutions),
+            "name": self.name,
+            "provenance": self.provenance,
+            "placeholder": self.placeholder,
+            "sha256": self.sha256,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SupernetCard":
+        try:
+            return cls(
+                width_mult=float(d["width_mult"]),
+                classes=[str(c) for c in d["classes"]],
+                class_ids=[str(c) for c in d.get("class_ids", [])],
+                mean=tuple(float(v) for v in d.get("mean", IMAGENET_MEAN)),
+                std=tuple(float(v) for v in d.get("std", IMAGENET_STD)),
+                resolutions=tuple(int(v) for v in d.get("resolutions", (128, 224))),
+                name=str(d.get("name", "supernet")),
+                provenance=str(d.get("provenance", "")),
+                placeholder=bool(d.get("placeholder", False)),
+                sha256=str(d.get("sha256", "")),
+                extra=dict(d.get("extra", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"supernet card: malformed ({exc})") from None
+
+
+class OFASupernet(nn.Module):
+    """OFA's ``ofa_mbv3_d234_e346_k357_w{1.0,1.2}`` elastic MobileNetV3.
+
+    ``forward(x, cfg)`` runs the elastic network for ``cfg`` (largest when omitted),
+    for training. ``extract(cfg)`` returns a standalone static subnet for inference.
+    """
+
+    def __init__(self, card: SupernetCard, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.card = card
+        w = Widths.of(card.width_mult)
+        self.widths = w
+        self.dropout = dropout
+        self.stem = ConvBN(3, w.stem, 3)
+        self.first_block = FixedMBConv(w.stem, w.first_block)
+        blocks = []
+        in_ch = w.first_block
+        for stage, spec in enumerate(STAGES):
+            out_ch = w.stages[stage]
+            for j in range(MAX_DEPTH):
+                stride = spec.stride if j == 0 else 1
+                max_mid = middle_channels(in_ch, max(EXPAND_CHOICES))
+                blocks.append(ElasticMBConv(in_ch, out_ch, max_mid, stride, spec.act, spec.use_se))
+                in_ch = out_ch
+        self.blocks = nn.ModuleList(blocks)
+        self.final_expand = ConvBN(in_ch, w.final_expand)
+        self.feature_mix = nn.Module()
+        self.feature_mix.conv = nn.Conv2d(w.final_expand, w.feature_mix, 1, bias=False)
+        self.classifier = nn.Linear(w.feature_mix, card.num_classes)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, x: Tensor, cfg: SubnetConfig | None = None) -> Tensor:
+        """Elastic forward of subnet ``cfg`` (the resolution is the input's)."""
+        cfg = cfg or SubnetConfig.largest()
+        x = F.hardswish(self.stem.bn(F.conv2d(x, self.stem.conv.weight, None, 2, 1)))
+        x = self.first_block(x)
+        for stage in range(NUM_STAGES):
+            for j in range(cfg.d[stage]):
+                i = stage * MAX_DEPTH + j
+                block = self.blocks[i]
+                x = block(x, cfg.ks[i], middle_channels(x.size(1), cfg.e[i]))
+        x = F.hardswish(self.final_expand.bn(self.final_expand.conv(x)))
+        x = x.mean((2, 3), keepdim=True)
+        x = F.hardswish(self.feature_mix.conv(x))
+        x = torch.flatten(x, 1)
+        if self.dropout > 0 and self.training:
+            x = F.dropout(x, self.dropout, training=True)
+        return self.classifier(x)
+
+    def sort_channels(self, expand_phase: int = 0) -> None:
+        """Importance-sort the hidden channels of every block (before an elastic-width phase).
+
+        ``expand_phase`` = number of narrower expand ratios already trained (OFA's
+        ``expand_ratio_stage``); their channel sets are kept. Mutates: training only.
+        """
+        ratios = sorted(EXPAND_CHOICES, reverse=True)
+        for block in self.blocks:
+            widths = tuple(middle_channels(block.in_ch, r) for r in ratios)
+            block.sort_channels(widths, expand_phase)
+
+    # ---------------------------------------------------------------- extraction
+    @torch.no_grad()
+    def extract(
+        self,
+        cfg: SubnetConfig | dict | str,
+        calibrate: bool | Tensor | Iterable[Tensor] = False,
+    ) -> MobileNetV3Subnet:
+        """A static eval-mode subnet holding copies of the active weights of ``cfg``.
+
+        ``calibrate``: ``False`` keeps the supernet's (sliced) BN statistics, as OFA's
+        ``get_active_subnet``; ``True`` re-estimates them on the bundled calibration
+        images (fast path, see :mod:`app.calibrate`); a tensor or an iterable of image
+        batches re-estimates them on those images (OFA's ``set_running_statistics``).
+        """
+        cfg = SubnetConfig.parse(cfg)
+        stem = ConvBNAct(
+            make_conv(_cl(self.stem.conv.weight), stride=2),
+            make_bn(_bn_slice(self.stem.bn, self.widths.stem)),
+            "h_swish",
+        )
+        first = self.first_block.extract()
+        blocks = []
+        in_ch = self.widths.first_block
+        for stage in range(NUM_STAGES):
+            for j in range(cfg.d[stage]):
+                i = stage * MAX_DEPTH + j
+                blocks.append(self.blocks[i].extract(in_ch, cfg.ks[i], middle_channels(in_ch, cfg.e[i])))
+                in_ch = self.blocks[i].out_ch
+        final_expand = ConvBNAct(
+            make_conv(_cl(self.final_expand.conv.weight)),
+            make_bn(_bn_slice(self.final_expand.bn, self.widths.final_expand)),
+            "h_swish",
+        )
+        feature_mix = ConvBNAct(make_conv(_cl(self.feature_mix.conv.weight)), None, "h_swish")
+        classifier = nn.Linear(self.widths.feature_mix, self.card.num_classes, device="meta")
+        classifier.weight = nn.Parameter(self.classifier.weight.detach().clone(), requires_grad=False)
+        classifier.bias = nn.Parameter(self.classifier.bias.detach().clone(), requires_grad=False)
+        subnet = MobileNetV3Subnet(stem, first, blocks, final_expand, feature_mix, classifier, cfg).eval()
+        if calibrate is not False:
+            from app import calibrate as calib
+
+            if calibrate is True:
+                calib.recalibrate_fast(subnet, self.card)
+            else:
+                calib.recalibrate_bn(subnet, [calibrate] if isinstance(calibrate, Tensor) else calibrate)
+        return subnet
+
+    def extra_repr(self) -> str:
+        return f"width_mult={self.card.width_mult}, classes={self.card.num_classes}, name={self.card.name!r}"

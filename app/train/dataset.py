@@ -1,0 +1,122 @@
+"""Imagenette held in memory as uint8 tensors, with batched augmentation on tensors.
+
+Decoding 13k JPEGs every epoch would cost more than the forward passes of a small
+subnet on a 2-core CPU, so images are decoded once (cached as ``.npy`` beside the run)
+and augmented per batch: random-resized crops via ``roi_align`` (one call per batch),
+horizontal flips, then normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.ops import roi_align
+
+from app.data import IMAGENETTE_CLASSES
+
+STORE_SIZE = 224
+
+
+@dataclass
+class TensorImages:
+    """N x 3 x S x S uint8 images with integer labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+
+def _decode(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.size != (STORE_SIZE, STORE_SIZE):
+            im = im.resize((STORE_SIZE, STORE_SIZE), Image.Resampling.BILINEAR)
+        return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def list_split(root: str | Path, split: str) -> tuple[list[Path], list[int]]:
+    """Files and labels of an Imagenette split (label = index of the wnid in sorted order)."""
+    root = Path(root) / split
+    if not root.is_dir():
+        raise FileNotFoundError(f"Imagenette split not found: {root} (expected <root>/{{train,val}}/<wnid>/*.JPEG)")
+    wnids = sorted(IMAGENETTE_CLASSES)
+    files, labels = [], []
+    for label, wnid in enumerate(wnids):
+        for p in sorted((root / wnid).glob("*")):
+            if p.suffix.lower() in (".jpeg", ".jpg", ".png"):
+                files.append(p)
+                labels.append(label)
+    if not files:
+        raise FileNotFoundError(f"no images under {root}")
+    return files, labels
+
+
+def load_split(root: str | Path, split: str, cache_dir: str | Path | None = None, progress: bool = True) -> TensorImages:
+    """Decode a split once (cached as .npy in ``cache_dir``)."""
+    files, labels = list_split(root, split)
+    cache = Path(cache_dir) / f"imagenette_{split}_{len(files)}_{STORE_SIZE}.npy" if cache_dir else None
+    if cache is not None and cache.is_file():
+        arr = np.load(cache, mmap_mode=None)
+    else:
+        arr = np.empty((len(files), 3, STORE_SIZE, STORE_SIZE), dtype=np.uint8)
+        it = range(len(files))
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc=f"decoding {split}", unit="img")
+        for i in it:
+            arr[i] = _decode(files[i])
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npy")
+            np.save(tmp, arr)
+            tmp.replace(cache)
+    return TensorImages(torch.from_numpy(arr), torch.tensor(labels, dtype=torch.long))
+
+
+def random_resized_boxes(n: int, size: int, scale: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
+    """n crop boxes (x1, y1, x2, y2) in pixels, as torchvision's RandomResizedCrop samples them."""
+    area = size * size
+    s = torch.empty(n).uniform_(scale[0], scale[1], generator=gen) * area
+    logr = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
+    ratio = torch.exp(logr)
+    w = torch.sqrt(s * ratio).clamp(8, size)
+    h = torch.sqrt(s / ratio).clamp(8, size)
+    x1 = torch.rand(n, generator=gen) * (size - w)
+    y1 = torch.rand(n, generator=gen) * (size - h)
+    return torch.stack([x1, y1, x1 + w, y1 + h], dim=1)
+
+
+def augment_batch(
+    images: torch.Tensor, r: int, mean, std, gen: torch.Generator, scale: tuple[float, float] = (0.35, 1.0)
+) -> torch.Tensor:
+    """Random-resized crop to r x r, random flip, normalise. ``images``: B x 3 x S x S uint8."""
+    b = images.size(0)
+    x = images.float()
+    boxes = random_resized_boxes(b, images.size(-1), scale, gen)
+    rois = torch.cat([torch.arange(b, dtype=torch.float32).unsqueeze(1), boxes], dim=1)
+    out = roi_align(x, rois, output_size=(r, r), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    flip = torch.rand(b, generator=gen) < 0.5
+    out[flip] = out[flip].flip(-1)
+    m = torch.tensor(mean).view(1, 3, 1, 1) * 255
+    s = torch.tensor(std).view(1, 3, 1, 1) * 255
+    return (out - m) / s
+
+
+def center_batch(images: torch.Tensor, r: int, mean, std) -> torch.Tensor:
+    """The eval transform on stored images: resize to ceil(r/0.875), centre-crop r, normalise."""
+    x = images.float()
+    big = int(math.ceil(r / 0.875))
+    x = torch.nn.functional.interpolate(x, size=(big, big), mode="bilinear", align_corners=False, antialias=True)
+    off = (big - r) // 2
+    x = x[:, :, off : off + r, off : off + r]
+    m = torch.tensor(mean).view(1, 3, 1, 1) * 255
+    s = torch.tensor(std).view(1, 3, 1, 1) * 255
+    return (x - m) / s

@@ -1,0 +1,111 @@
+"""Altair charts of the app: trade-off scatter, architecture diagram, top-5 bars, carbon costs.
+
+Pure functions from data frames / configs to ``alt.Chart`` objects (no Streamlit here),
+so they are testable on their own.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from app.space import MAX_DEPTH, STAGES, SubnetConfig, Widths, middle_channels
+
+KERNEL_COLOURS = {3: "#9ecae1", 5: "#4292c6", 7: "#08519c"}
+
+
+def tradeoff_chart(points: pd.DataFrame, x: str, y: str, x_title: str, y_title: str) -> alt.Chart:
+    """Accuracy-vs-cost scatter. ``points`` columns: x, y, ``group`` (sampled / specialised /
+    current / pinned), ``name``, ``cfg`` (compact string). Clicking a point selects it."""
+    sel = alt.selection_point(name="pick", fields=["cfg"], on="click", clear="dblclick")
+    groups = ["sampled subnets", "OFA specialised (published)", "search result", "pinned", "current subnet"]
+    colours = ["#b0b7bf", "#e67e22", "#27ae60", "#8e44ad", "#c0392b"]
+    base = alt.Chart(points).encode(
+        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
+        color=alt.Color("group:N", scale=alt.Scale(domain=groups, range=colours), legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=[alt.Tooltip("name:N", title="subnet"), alt.Tooltip(f"{x}:Q", title=x_title, format=".2f"),
+                 alt.Tooltip(f"{y}:Q", title=y_title, format=".2f"), alt.Tooltip("cfg:N", title="config")],
+    )
+    pts = base.mark_point(filled=True, opacity=0.75).encode(
+        size=alt.condition(sel, alt.value(90), alt.value(40)),
+        shape=alt.Shape("group:N", scale=alt.Scale(domain=groups, range=["circle", "diamond", "square", "triangle-up", "cross"]), legend=None),
+    ).add_params(sel)
+    current = base.transform_filter(alt.datum.group == "current subnet").mark_point(filled=True, size=260, shape="cross")
+    return (pts + current).properties(height=380)
+
+
+def diagram_frame(cfg: SubnetConfig, width_mult: float = 1.2) -> pd.DataFrame:
+    """One row per block of the supernet (all 20): stage, active, kernel, expand, hidden width."""
+    w = Widths.of(width_mult)
+    rows = []
+    in_ch = w.first_block
+    active = cfg.active_mask()
+    for stage, spec in enumerate(STAGES):
+        for j in range(MAX_DEPTH):
+            i = stage * MAX_DEPTH + j
+            mid = middle_channels(in_ch, cfg.e[i])
+            rows.append({
+                "block": i + 1,
+                "stage": f"stage {stage + 1}",
+                "active": active[i],
+                "status": "active" if active[i] else "skipped (depth)",
+                "kernel": cfg.ks[i] if active[i] else None,
+                "expand": cfg.e[i] if active[i] else None,
+                "hidden": mid if active[i] else 0,
+                "out": w.stages[stage],
+                "label": f"k{cfg.ks[i]} e{cfg.e[i]}" if active[i] else "skip",
+                "se": spec.use_se,
+                "stride": spec.stride if j == 0 else 1,
+            })
+            in_ch = w.stages[stage]
+    return pd.DataFrame(rows)
+
+
+def architecture_chart(cfg: SubnetConfig, width_mult: float = 1.2) -> alt.Chart:
+    """Blocks as bars: height = hidden channels (width), colour = kernel size, skipped blocks hollow."""
+    df = diagram_frame(cfg, width_mult)
+    max_hidden = middle_channels(Widths.of(width_mult).stages[-2], 6)
+    df["ghost"] = max_hidden * 0.15
+    base = alt.Chart(df).encode(x=alt.X("block:O", title="block (1-20)", axis=alt.Axis(labelAngle=0)))
+    bars = base.transform_filter("datum.active").mark_bar().encode(
+        y=alt.Y("hidden:Q", title="hidden channels", scale=alt.Scale(domain=[0, max_hidden])),
+        color=alt.Color("kernel:O", title="kernel", scale=alt.Scale(domain=[3, 5, 7], range=list(KERNEL_COLOURS.values()))),
+        tooltip=["stage", "block", "kernel", "expand", "hidden", "out", "stride", "se"],
+    )
+    ghosts = base.transform_filter("!datum.active").mark_bar(color="white", stroke="#aaa", strokeDash=[3, 3]).encode(
+        y="ghost:Q", tooltip=["stage", "block", "status"])
+    text = base.mark_text(dy=-6, fontSize=10).encode(y=alt.Y("hidden:Q"), text="label:N")
+    return (bars + ghosts + text).properties(height=220).facet(
+        column=alt.Column("stage:N", title=None, header=alt.Header(labelFontWeight="bold")),
+        spacing=4,
+    ).resolve_scale(x="independent")
+
+
+def topk_chart(labels: list[str], probabilities: list[float], title: str = "") -> alt.Chart:
+    df = pd.DataFrame({"class": labels, "probability": probabilities, "rank": range(1, len(labels) + 1)})
+    return alt.Chart(df, title=title).mark_bar(color="#c0392b").encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        y=alt.Y("class:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None),
+        tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
+    ).properties(height=30 * len(labels) + 20)
+
+
+def carbon_chart(rows: pd.DataFrame, value: str, title: str) -> alt.Chart:
+    """Log-scale bars of design cost per method."""
+    return alt.Chart(rows).mark_bar().encode(
+        y=alt.Y("method:N", sort="-x", title=None),
+        x=alt.X(f"{value}:Q", title=title, scale=alt.Scale(type="log")),
+        color=alt.condition(alt.datum.method == "OFA (train once)", alt.value("#27ae60"), alt.value("#7f8c8d")),
+        tooltip=["method", alt.Tooltip("gpu_hours:Q", format=",.0f"), alt.Tooltip("co2e_kg:Q", format=",.0f"), "note"],
+    ).properties(height=200)
+
+
+def carbon_vs_n_chart(frame: pd.DataFrame, value: str, title: str) -> alt.Chart:
+    """Cost as a function of N for every method (log y)."""
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("N:Q", title="deployment scenarios N"),
+        y=alt.Y(f"{value}:Q", title=title, scale=alt.Scale(type="log")),
+        color=alt.Color("method:N", legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["method", "N", alt.Tooltip(f"{value}:Q", format=",.0f")],
+    ).properties(height=300)

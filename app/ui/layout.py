@@ -1,0 +1,40 @@
+"""The app's page list and the sidebar shared by every page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str
+    title: str
+    icon: str
+    url: str
+    default: bool = False
+
+
+PAGES = (
+    PageSpec("pages/explore.py", "Explore", ":material/tune:", "explore", default=True),
+    PageSpec("pages/classify.py", "Classify", ":material/image_search:", "classify"),
+    PageSpec("pages/specialise.py", "Specialise", ":material/target:", "specialise"),
+    PageSpec("pages/compare.py", "Compare", ":material/push_pin:", "compare"),
+    PageSpec("pages/carbon.py", "Carbon", ":material/eco:", "carbon"),
+    PageSpec("pages/about.py", "Model card", ":material/description:", "about"),
+)
+
+
+def sidebar() -> None:
+    """Supernet identity (and a loud warning for placeholder weights) on every page."""
+    from app.ui import resources
+
+    net = resources.supernet()
+    with st.sidebar:
+        st.markdown("### OFA Explorer")
+        st.caption("Once-for-All (Cai et al., ICLR 2020): train one supernet, extract a subnet per device.")
+        card = net.card
+        st.markdown(f"**Supernet:** `{card.name}`  \n{card.num_classes} classes · width ×{card.width_mult}")
+        if card.placeholder:
+            st.error("Untrained placeholder weights: predictions and classifications are meaningless until trained weights are bundled.")

@@ -1,0 +1,93 @@
+"""Shared, read-only resources of the app (cached once per server) and per-session subnet caches.
+
+The supernet and predictors are loaded once (``st.cache_resource``) and never mutated:
+every session extracts its own subnets, kept in a small per-session LRU cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import streamlit as st
+
+from app.space import SubnetConfig
+from app.supernet import OFASupernet
+
+SESSION_SUBNETS = 6  # extracted subnets kept per session
+ENV_SUPERNET = "OFA_EXPLORER_SUPERNET"
+
+
+def supernet_path() -> str | None:
+    """``--supernet PATH`` after ``streamlit run streamlit_app.py --``, else $OFA_EXPLORER_SUPERNET."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--supernet")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return args.supernet or os.environ.get(ENV_SUPERNET) or None
+
+
+@st.cache_resource(show_spinner="Loading the supernet…")
+def _load(path: str | None) -> tuple[OFASupernet | None, str | None]:
+    from app.weights import SupernetLoadError, load_supernet
+
+    try:
+        return load_supernet(path), None
+    except (SupernetLoadError, OSError) as exc:
+        return None, str(exc)
+
+
+def supernet() -> OFASupernet:
+    """The shared supernet; falls back to the bundled one (with a visible error) if a given path fails."""
+    path = supernet_path()
+    net, err = _load(path)
+    if net is None:
+        st.error(f"Could not load the supernet given by --supernet / ${ENV_SUPERNET}: {err}. Using the bundled supernet.")
+        net, err = _load(None)
+        if net is None:  # pragma: no cover - the bundled file is verified by tests
+            st.error(f"The bundled supernet failed to load: {err}")
+            st.stop()
+    return net
+
+
+_largest_lock = threading.Lock()
+
+
+@st.cache_resource(show_spinner="Extracting the largest subnet…", max_entries=4)
+def largest_subnet(_net: OFASupernet, sha: str, r: int):
+    """The calibrated largest subnet at resolution r, shared read-only by all sessions."""
+    return _net.extract(SubnetConfig.largest(r), calibrate=True)
+
+
+def session_subnet(cfg: SubnetConfig, calibrate: bool = True):
+    """The subnet of ``cfg`` for this session (extracted and BN-recalibrated on first use).
+
+    Returns (subnet, seconds spent extracting now — 0.0 when cached).
+    """
+    net = supernet()
+    cache: OrderedDict = st.session_state.setdefault("_subnets", OrderedDict())
+    key = (net.card.sha256, net.card.name, cfg.to_compact(), calibrate)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key], 0.0
+    t = time.perf_counter()
+    sub = net.extract(cfg, calibrate=calibrate)
+    seconds = time.perf_counter() - t
+    cache[key] = sub
+    while len(cache) > SESSION_SUBNETS:
+        cache.popitem(last=False)
+    return sub, seconds
+
+
+def assets_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "assets"
+
+
+def sample_images() -> list[Path]:
+    """Bundled sample images (assets/samples), sorted by name."""
+    folder = assets_dir() / "samples"
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

@@ -1,0 +1,42 @@
+"""Shared fixtures: reference OFA supernets (the test oracle) and the project's loaded copies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(int(os.environ.get("TEST_THREADS", "2")))
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+def make_reference(width_mult: float, n_classes: int = 10, seed: int = 0):
+    """The reference ``ofa`` OFAMobileNetV3 with random weights and random BN statistics."""
+    from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
+
+    torch.manual_seed(seed)
+    ref = OFAMobileNetV3(
+        n_classes=n_classes, dropout_rate=0, width_mult=width_mult,
+        ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6], depth_list=[2, 3, 4],
+    )
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # kernel-transform matrices away from identity
+        for m in ref.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+    return ref.eval()
+
+
+@pytest.fixture(scope="session", params=[1.0, 1.2], ids=["w1.0", "w1.2"])
+def reference_pair(request, tmp_path_factory):
+    """(reference OFAMobileNetV3, path of its official-format checkpoint)."""
+    ref = make_reference(request.param)
+    path = tmp_path_factory.mktemp("ofa") / f"ofa_mbv3_d234_e346_k357_w{request.param}"
+    torch.save({"state_dict": ref.state_dict()}, path)
+    return ref, path

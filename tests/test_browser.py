@@ -1,0 +1,135 @@
+"""End-to-end in a real headless browser: Debian's chromium driven by Playwright against ``streamlit run``.
+
+The test starts the app on 127.0.0.1 and a free port, waits for ``/_stcore/health``,
+then drives it like a user. Skipped (with the reason) when chromium or playwright is
+missing; ``make test`` installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic"]
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    pytest.importorskip("playwright.sync_api")
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.ui.serve", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    break
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError("streamlit exited: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not become healthy within 120 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def _wait_idle(page, timeout=60_000) -> None:
+    """Wait until Streamlit has finished running the script."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(300)
+
+
+def _metric_values(page) -> list[str]:
+    return page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+
+
+def test_explore_slider_changes_metrics_and_url(server, browser):
+    page = browser.new_page()
+    page.goto(server + "/explore")
+    _wait_idle(page)
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=90_000)
+    before = _metric_values(page)
+    # move the depth slider one step left with the keyboard
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => location.href.includes('-d33333-')", timeout=60_000)
+    page.wait_for_timeout(1500)
+    _wait_idle(page)
+    after = _metric_values(page)
+    assert after != before
+    assert "cfg=r224-d33333" in page.url
+    page.close()
+
+
+def test_shared_url_reproduces_config(server, browser):
+    cfg = "r160-d23432-k" + "3577" + "5735" + "773x" + "35xx" + "757x" + "-e" + "3466" + "6443" + "466x" + "33xx" + "466x"
+    page = browser.new_page()
+    page.goto(f"{server}/explore?cfg={cfg}&hw=note10")
+    _wait_idle(page)
+    page.wait_for_selector(f"text={cfg}", timeout=90_000)
+    assert f"cfg={cfg}" in page.url
+    page.close()
+
+
+def test_upload_gives_top5(server, browser, tmp_path):
+    img = ROOT / "assets" / "samples" / "church_1.jpg"
+    page = browser.new_page()
+    page.goto(server + "/classify")
+    _wait_idle(page)
+    page.get_by_text("Upload", exact=True).click()
+    _wait_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(img))
+    page.get_by_text(re.compile(r"Largest subnet at \d+px")).wait_for(timeout=120_000)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
+    page.close()

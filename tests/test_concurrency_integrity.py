@@ -1,0 +1,75 @@
+"""Shared objects under concurrent use, and writes that survive a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+import app
+from app.classify import classify
+from app.data import load_image
+from app.weights import atomic_write_bytes, placeholder_supernet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_threads_get_exactly_the_serial_results():
+    net = placeholder_supernet(1.2, seed=4)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    image = load_image(ROOT / "assets" / "samples" / "church_1.jpg")
+    cfgs = [app.SubnetConfig.random(s) for s in range(8)]
+
+    def work(cfg):
+        sub = net.extract(cfg, calibrate=True)
+        x = torch.randn(2, 3, cfg.r, cfg.r, generator=torch.Generator().manual_seed(cfg.r))
+        with torch.no_grad():
+            logits = sub(x)
+        res = classify(sub, image, net.card.classes, net.card.mean, net.card.std)
+        return logits, res.indices, res.probabilities
+
+    serial = [work(c) for c in cfgs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(work, cfgs + cfgs))
+    for (l1, i1, p1), (l2, i2, p2) in zip(serial + serial, parallel):
+        assert torch.equal(l1, l2)
+        assert i1 == i2 and p1 == p2
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_atomic_write_survives_a_killed_writer(tmp_path):
+    target = tmp_path / "table.json"
+    atomic_write_bytes(target, b'{"version": 1}')
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        import app.weights as w
+        import os
+        real_write = os.fdopen
+        def slow_fdopen(fd, mode):
+            f = real_write(fd, mode)
+            orig = f.write
+            def write(data):
+                orig(data[:10]); f.flush(); print("writing", flush=True); time.sleep(30); orig(data[10:])
+            f.write = write
+            return f
+        w.os.fdopen = slow_fdopen
+        w.atomic_write_bytes({str(target)!r}, b'{{"version": 2, "padding": "' + b'x' * 100000 + b'"}}')
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert target.read_bytes() == b'{"version": 1}'
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "table.json"]
+    # the half-written temporary file is never mistaken for the target
+    assert all(p.name.startswith(".table.json.") for p in leftovers)
+    atomic_write_bytes(target, b'{"version": 3}')
+    assert target.read_bytes() == b'{"version": 3}'

@@ -1,0 +1,118 @@
+"""Loading supernets: project format round trip, integrity checks, hostile checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import app
+from app.weights import SupernetLoadError, load_supernet, placeholder_supernet, save_supernet
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    return placeholder_supernet(1.0, seed=1)
+
+
+def test_project_format_round_trip(small_net, tmp_path):
+    weights = save_supernet(small_net, tmp_path / "net")
+    card = json.loads((tmp_path / "net.json").read_text())
+    assert card["sha256"] and card["width_mult"] == 1.0 and len(card["classes"]) == 10
+    loaded = load_supernet(weights)
+    assert loaded.card.sha256 == card["sha256"]
+    cfg = app.SubnetConfig.random(5)
+    x = torch.randn(1, 3, cfg.r, cfg.r)
+    with torch.no_grad():
+        assert torch.equal(loaded.extract(cfg)(x), small_net.extract(cfg)(x))
+    # the stem, the .json and the directory all name the same supernet
+    assert load_supernet(tmp_path / "net.json").card.sha256 == card["sha256"]
+    assert load_supernet(tmp_path).card.sha256 == card["sha256"]
+
+
+def test_modified_or_truncated_weights_are_refused(small_net, tmp_path):
+    weights = save_supernet(small_net, tmp_path / "net")
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(SupernetLoadError, match="sha256 mismatch"):
+        load_supernet(weights)
+    weights.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(SupernetLoadError, match="modified or truncated"):
+        load_supernet(weights)
+
+
+def test_bad_card(small_net, tmp_path):
+    save_supernet(small_net, tmp_path / "net")
+    (tmp_path / "net.json").write_text("{not json")
+    with pytest.raises(SupernetLoadError, match="invalid JSON"):
+        load_supernet(tmp_path / "net.safetensors")
+    (tmp_path / "net.json").unlink()
+    with pytest.raises(SupernetLoadError, match="card"):
+        load_supernet(tmp_path / "net.safetensors")
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(SupernetLoadError, match="no such file"):
+        load_supernet(tmp_path / "nope.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(SupernetLoadError, match="empty"):
+        load_supernet(tmp_path / "empty.pth")
+
+
+def test_truncated_and_garbage_checkpoints(reference_pair, tmp_path):
+    _, path = reference_pair
+    data = Path(path).read_bytes()
+    (tmp_path / "trunc.pth").write_bytes(data[: len(data) // 3])
+    with pytest.raises(SupernetLoadError, match="not a loadable OFA checkpoint"):
+        load_supernet(tmp_path / "trunc.pth")
+    (tmp_path / "garbage.pth").write_bytes(os.urandom(4096))
+    with pytest.raises(SupernetLoadError):
+        load_supernet(tmp_path / "garbage.pth")
+
+
+def test_wrong_shape_state_dict(reference_pair, tmp_path):
+    ref, _ = reference_pair
+    state = ref.state_dict()
+    key = "blocks.3.conv.point_linear.conv.conv.weight"
+    state[key] = torch.zeros(3, 3, 1, 1)
+    torch.save({"state_dict": state}, tmp_path / "bad.pth")
+    with pytest.raises(SupernetLoadError, match="shape"):
+        load_supernet(tmp_path / "bad.pth")
+    state = {"first_conv.conv.weight": torch.zeros(24, 3, 3, 3), "something.else": torch.zeros(1)}
+    torch.save({"state_dict": state}, tmp_path / "other.pth")
+    with pytest.raises(SupernetLoadError, match="not an OFA-MBv3 supernet"):
+        load_supernet(tmp_path / "other.pth")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Evil.marker}",))
+
+
+def test_malicious_pickle_is_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    _Evil.marker = marker
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": _Evil()}, f)
+    with pytest.raises(SupernetLoadError, match="refused"):
+        load_supernet(path)
+    # also inside a torch.save zip container
+    torch.save({"state_dict": {"x": _Evil()}}, tmp_path / "evil2.pth")
+    with pytest.raises(SupernetLoadError):
+        load_supernet(tmp_path / "evil2.pth")
+    assert not marker.exists(), "pickled code ran"
+
+
+def test_default_supernet_loads_and_is_labelled():
+    net = load_supernet()
+    assert net.card.num_classes == 10
+    if net.card.placeholder:
+        assert "PLACEHOLDER" in net.card.name and "NOT TRAINED" in net.card.provenance
+    else:
+        assert net.card.sha256 and "trained by this project" in net.card.provenance

@@ -1,0 +1,110 @@
+"""Search, export round trips and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import app
+from app.cli import main
+from app.export import export_bytes
+from app.search import search
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_search_meets_budgets_and_is_reproducible():
+    for seed in range(3):
+        res = search("note10", {"latency": 20, "macs": 300}, "imagenet", generations=40, seed=seed)
+        assert res.metrics["latency_ms"] <= 20 and res.metrics["macs"] <= 300e6
+    a = search("gpu-v100-b64", {"latency": 30}, generations=30, seed=7)
+    b = search("gpu-v100-b64", {"latency": 30}, generations=30, seed=7)
+    assert a.config == b.config and a.accuracy == b.accuracy
+
+
+def test_search_finds_known_optimum_of_synthetic_predictor():
+    """Accuracy = number of kernel-7 blocks + resolution bonus; budget: at most 8 active kernel-7 blocks."""
+    def scorer(a, keys):
+        k7 = ((a.k_idx == 2) & a.active).sum(axis=1).astype(float)
+        out = {"accuracy_imagenet_holdout": k7 + a.r / 1000.0, "latency_ms": k7}
+        return {k: out[k] for k in keys}
+
+    res = search("note10", {"latency": 8}, "imagenet", population=60, generations=150, seed=0, scorer=scorer,
+                 resolutions=[160, 224])
+    assert res.accuracy == pytest.approx(8 + 0.224)
+
+
+def test_infeasible_budget_is_a_clear_error():
+    with pytest.raises(ValueError, match="infeasible"):
+        search("note10", {"latency": 1.0}, generations=5)
+    with pytest.raises(ValueError, match="budget"):
+        search("note10", {"latency": -3}, generations=5)
+
+
+@pytest.mark.parametrize("fmt", ["state_dict", "torchscript", "pt2"])
+def test_export_round_trips(fmt, tmp_path):
+    net = app.weights.placeholder_supernet(1.0, seed=2)
+    sub = net.extract(app.SubnetConfig.random(11), calibrate=True)
+    name, data, _ = export_bytes(sub, net.card, fmt)  # verifies internally
+    (tmp_path / name).write_bytes(data)
+    x = torch.randn(1, 3, sub.config.r, sub.config.r)
+    with torch.no_grad():
+        ref = sub(x)
+        if fmt == "torchscript":
+            got = torch.jit.load(str(tmp_path / name))(x)
+        elif fmt == "pt2":
+            got = torch.export.load(str(tmp_path / name)).module()(x)
+        else:
+            import io
+            import zipfile
+
+            from safetensors.torch import load
+
+            z = zipfile.ZipFile(io.BytesIO(data))
+            meta = json.loads(z.read("config.json"))
+            clone = net.extract(app.SubnetConfig.from_dict(meta["config"]))
+            clone.load_state_dict(load(z.read("model.safetensors")))
+            got = clone(x)
+    assert (ref - got).abs().max().item() <= 1e-4
+
+
+def test_cli_predict_search_classify(capsys, tmp_path):
+    assert main(["predict", "--config", "largest", "--hardware", "note10", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["latency"]["value"] > 0 and out["latency"]["kind"] == "published"
+    assert main(["search", "--hardware", "note10", "--max-latency", "25", "--generations", "30", "--format", "csv"]) == 0
+    assert "config" in capsys.readouterr().out
+    img = ROOT / "assets" / "samples" / "golf_ball_1.jpg"
+    assert main(["classify", str(img), "--config", "smallest", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"]
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(app.SubnetConfig.uniform(5, 4, 3, 192).to_dict()))
+    assert main(["predict", "--config", str(cfg), "--hardware", "gpu-v100-b1"]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "--config", "bogus"], "not a preset"),
+    (["predict", "--config", "largest", "--hardware", "toaster"], "unknown target"),
+    (["predict", "--config", '{"ks": [7]}'], "missing key"),
+    (["search", "--max-latency", "1"], "infeasible"),
+    (["search"], "at least one budget"),
+    (["classify", "/nonexistent.jpg"], "No such image file"),
+    (["classify", str(ROOT / "README.md"), "--supernet", "/nonexistent.pth"], "no such file"),
+])
+def test_cli_errors_are_one_line(argv, message, capsys):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc != 0 and message in err and "Traceback" not in err
+
+
+def test_cli_exit_codes_in_a_subprocess():
+    p = subprocess.run([sys.executable, "-m", "app", "predict", "--config", "r999"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.startswith("error:") and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0 and "classify" in p.stdout and "calibrate" not in p.stderr
