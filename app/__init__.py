@@ -4,12 +4,15 @@
     net = app.load_supernet()
     cfg = app.SubnetConfig.from_dict({"ks": [...], "e": [...], "d": [...], "r": 224})
     sub = net.extract(cfg, calibrate=False)
+    app.predict(cfg, hardware="note10")     # accuracy, latency, energy -- each with its source
+    app.hardware_targets()                   # every target and its kind (published / measured / model)
 """
 
 from app.space import SubnetConfig
 from app.supernet import OFASupernet, SupernetCard
 from app.weights import SupernetLoadError, load_supernet, save_supernet
 from app.costs import count_macs, count_params
+from app.predictors import hardware_targets, predict
 
 __all__ = [
     "SubnetConfig",
@@ -20,4 +23,6 @@ __all__ = [
     "save_supernet",
     "count_macs",
     "count_params",
+    "predict",
+    "hardware_targets",
 ]

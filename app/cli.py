@@ -47,7 +47,7 @@ def _emit(rows: list[dict], fmt: str) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from app.predict import hardware_targets, predict
+    from app.predictors import hardware_targets, predict
 
     cfg = _config(args.config)
     names = args.hardware or [t.name for t in hardware_targets()]
@@ -152,6 +152,63 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate_hardware(args: argparse.Namespace) -> int:
+    import torch
+
+    from app.predictors.calibrate_hardware import calibrate_hardware, save_table
+    from app.predictors.hardware import user_hardware_dir
+    from app.predictors.calibrate_hardware import DEFAULT_RESOLUTIONS
+    from app.space import RESOLUTION_CHOICES
+    from app.weights import load_supernet
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.resolutions == "all":
+        resolutions = RESOLUTION_CHOICES
+    elif args.resolutions == "default":
+        resolutions = DEFAULT_RESOLUTIONS
+    else:
+        try:
+            resolutions = tuple(int(x) for x in args.resolutions.split(",") if x.strip())
+        except ValueError:
+            raise ValueError(f"calibrate-hardware: --resolutions takes 'all' or numbers like 160,192,224, got {args.resolutions!r}") from None
+    out = Path(args.out) if args.out else user_hardware_dir() / f"{args.name}.json"
+    net = load_supernet(args.supernet)
+    bar = _ProgressBar() if not args.no_progress else None
+    doc = calibrate_hardware(net, args.name, args.label, resolutions, args.validate, bar)
+    if bar:
+        bar.close()
+    save_table(doc, out)
+    v = doc.get("validation")
+    err = f"; validated on {v['subnets']} random subnets: MAPE {v['mape_percent']:.1f}% (max {v['max_ape_percent']:.1f}%)" if v else ""
+    print(f"saved {out} ({doc['minutes']:.1f} min{err}); the app offers it as hardware target {args.name!r}")
+    return 0
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self) -> None:
+        self.t0 = __import__("time").time()
+        self.last = ""
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        now = __import__("time").time()
+        if done < total and now - getattr(self, "shown", 0.0) < 0.25:
+            return
+        self.shown = now
+        frac = done / max(total, 1)
+        bar = "#" * int(30 * frac)
+        line = f"\r[{bar:<30}] {done}/{total} {what[:40]:<40}"
+        if line != self.last:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self.last = line
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description="OFA Explorer: Once-for-All supernet tools.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -213,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="output file or directory")
     ex.add_argument("--supernet")
     ex.set_defaults(func=_cmd_export)
+
+    ch = sub.add_parser("calibrate-hardware", help="measure a latency table for this machine (a new hardware target)")
+    ch.add_argument("--name", required=True, help="target name (letters, digits, - _ .)")
+    ch.add_argument("--label", help="label shown in the app")
+    ch.add_argument("--resolutions", default="default",
+                    help="'default' (128..224 every 16 px, interpolated between), 'all' (every 4 px) or a comma-separated list")
+    ch.add_argument("--validate", type=int, default=30, help="random subnets measured end to end to validate (0: skip)")
+    ch.add_argument("--out", help="output JSON (default: ~/.ofa_explorer/hardware/NAME.json, or $OFA_EXPLORER_HOME)")
+    ch.add_argument("--supernet")
+    ch.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
+    ch.add_argument("--no-progress", action="store_true")
+    ch.set_defaults(func=_cmd_calibrate_hardware)
 
     b = sub.add_parser("bench", help="quick extraction / calibration / inference timings here")
     b.add_argument("--supernet")

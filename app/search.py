@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from app.predict import hardware_targets
-from app.predict.encoding import ConfigArrays, from_values
+from app.predictors import hardware_targets
+from app.predictors.encoding import ConfigArrays, from_values
 from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, NUM_BLOCKS, NUM_STAGES, RESOLUTION_CHOICES, SubnetConfig
 
 BUDGETS = {"latency": "latency_ms", "energy": "energy_mj", "macs": "macs", "params": "params"}
@@ -89,7 +89,7 @@ class _Space:
 
 def predictor_scorer(hardware: str, supernet_sha256: str | None = None, width_mult: float = 1.2, num_classes: int = 1000) -> Scorer:
     """The project's batched predictors on ``hardware`` as a :data:`Scorer` (one scorer per key set, cached)."""
-    from app.predict.hardware import batch_scorer
+    from app.predictors.hardware import batch_scorer
 
     cache: dict[tuple[str, ...], Callable] = {}
 
@@ -245,7 +245,7 @@ def search(
     if custom:
         m = scorer(a_best, [acc_key, *limits])
     else:
-        from app.predict.hardware import batch_scorer
+        from app.predictors.hardware import batch_scorer
 
         m = batch_scorer(hardware, None, supernet_sha256, width_mult, num_classes)(a_best)
     cfg = SubnetConfig(tuple(bp.ks[0].tolist()), tuple(bp.e[0].tolist()), tuple(bp.d[0].tolist()), int(bp.r[0]))

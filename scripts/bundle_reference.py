@@ -49,8 +49,8 @@ def fit_help(seed: int = 0, ridge: float = 1e-3) -> dict:
     """Fit the GPU latency models on HELP's data; returns the JSON document (coefficients + held-out MAPE)."""
     import numpy as np
 
-    from app.predict.encoding import encode
-    from app.predict.gpu import features
+    from app.predictors.encoding import encode
+    from app.predictors.gpu import features
     from app.space import SubnetConfig
 
     # HELP stores numpy scalars (r) in its pickle: trusted reference data, maintenance only

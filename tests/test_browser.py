@@ -7,6 +7,7 @@ missing; ``make test`` installs both.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -92,44 +93,68 @@ def _metric_values(page) -> list[str]:
     return page.locator('[data-testid="stMetricValue"]').all_inner_texts()
 
 
+def _goto(page, url: str) -> None:
+    page.goto(url)
+    _wait_idle(page)
+    # no modal (e.g. Streamlit's "page not found") may cover the app
+    assert page.locator('[role="dialog"]').count() == 0, page.locator('[role="dialog"]').first.inner_text()
+
+
 def test_explore_slider_changes_metrics_and_url(server, browser):
     page = browser.new_page()
-    page.goto(server + "/explore")
-    _wait_idle(page)
+    _goto(page, server + "/")
     page.wait_for_selector('[data-testid="stMetricValue"]', timeout=90_000)
     before = _metric_values(page)
-    # move the depth slider one step left with the keyboard
-    slider = page.get_by_role("slider").first
+    # move the depth slider one step left with the keyboard, as a user tabbing through would
+    slider = page.get_by_role("slider", name="Depth (blocks per stage)")
     slider.focus()
     page.keyboard.press("ArrowLeft")
     page.wait_for_function("() => location.href.includes('-d33333-')", timeout=60_000)
-    page.wait_for_timeout(1500)
+    page.wait_for_function("(v) => JSON.stringify([...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
+                           ".map(e => e.innerText)) !== v", arg=json.dumps(before), timeout=60_000)
     _wait_idle(page)
     after = _metric_values(page)
     assert after != before
-    assert "cfg=r224-d33333" in page.url
+    assert slider.get_attribute("aria-valuetext") == "3"
     page.close()
 
 
 def test_shared_url_reproduces_config(server, browser):
-    cfg = "r160-d23432-k" + "3577" + "5735" + "773x" + "35xx" + "757x" + "-e" + "3466" + "6443" + "466x" + "33xx" + "466x"
+    from app.space import SubnetConfig
+
+    # depths 2,3,4,3,2; the values given for skipped blocks are irrelevant
+    raw = "r160-d23432-k" + "3577" + "5735" + "7735" + "3575" + "7575" + "-e" + "3466" + "6443" + "4663" + "3346" + "4666"
+    cfg = SubnetConfig.parse(raw).to_compact()  # blocks skipped by depth print as x
+    assert cfg != raw
     page = browser.new_page()
-    page.goto(f"{server}/explore?cfg={cfg}&hw=note10")
-    _wait_idle(page)
+    _goto(page, f"{server}/?cfg={raw}&hw=note10&mode=stage")
     page.wait_for_selector(f"text={cfg}", timeout=90_000)
     assert f"cfg={cfg}" in page.url
+    # the per-stage editor shows the link's depths
+    assert page.get_by_role("slider", name="Input resolution (px)").get_attribute("aria-valuetext") == "160"
     page.close()
 
 
-def test_upload_gives_top5(server, browser, tmp_path):
+def test_upload_gives_top5(server, browser):
     img = ROOT / "assets" / "samples" / "church_1.jpg"
     page = browser.new_page()
-    page.goto(server + "/classify")
-    _wait_idle(page)
+    _goto(page, server + "/classify")
     page.get_by_text("Upload", exact=True).click()
     _wait_idle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(img))
     page.get_by_text(re.compile(r"Largest subnet at \d+px")).wait_for(timeout=120_000)
     _wait_idle(page)
+    page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
+    assert "church" in page.get_by_text(re.compile(r"Current subnet at \d+px")).inner_text().lower()
+    page.close()
+
+
+def test_search_finds_a_subnet(server, browser):
+    page = browser.new_page()
+    _goto(page, server + "/specialise")
+    page.get_by_role("button", name="Search").click()
+    found = page.get_by_text(re.compile(r"Found r\d+-d\d{5}-"))
+    found.wait_for(timeout=120_000)
+    assert "predicted" in found.inner_text()
     page.close()

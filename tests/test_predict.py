@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-import app.predict as P
-from app.predict.encoding import encode, ofa_features
+import app.predictors as P
+from app.predictors.encoding import encode, ofa_features
 from app.presets import specialised
 from app.space import SubnetConfig
 
@@ -89,7 +89,7 @@ def test_tutorial_figure_note10_25ms_search():
 
 
 def test_calibration_error_is_stated_and_small():
-    from app.predict.accuracy import imagenet_val_calibration
+    from app.predictors.accuracy import imagenet_val_calibration
 
     cal = imagenet_val_calibration()
     assert cal.n >= 5 and cal.loo_mae < 1.0
@@ -100,7 +100,7 @@ def test_calibration_error_is_stated_and_small():
 
 def test_help_gpu_models_heldout_mape_recomputed():
     """Recompute the held-out error of the bundled HELP fits on the untouched 20% split."""
-    from app.predict.gpu import HELP_FILE, features
+    from app.predictors.gpu import HELP_FILE, features
 
     doc = json.loads(HELP_FILE.read_text())
     archs = torch.load(SHARED / "help" / "ofa_archs.pt", weights_only=False)["arch"]  # trusted reference data
@@ -134,7 +134,7 @@ def test_speed_one_and_batch():
 def test_bad_inputs():
     with pytest.raises(ValueError, match="unknown target"):
         P.predict(SubnetConfig.largest(), "toaster")
-    from app.predict.latency_lut import LatencyTable
+    from app.predictors.latency_lut import LatencyTable
 
     with pytest.raises(ValueError, match="lacks layer"):
         LatencyTable("broken", {224: {"Conv-input:224x224x3-output:112x112x24": 1.0}})

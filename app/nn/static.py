@@ -175,3 +175,18 @@ class MobileNetV3Subnet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.forward_features(x))
+
+    def fold_batchnorm(self) -> "MobileNetV3Subnet":
+        """A copy with every BatchNorm folded into its convolution: same outputs (to float rounding), faster.
+
+        For inference once BN statistics are final; keep the unfolded subnet for recalibration."""
+        import copy
+
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        folded = copy.deepcopy(self)
+        for m in folded.modules():
+            if isinstance(m, ConvBNAct) and "bn" in m._modules:
+                m.conv = fuse_conv_bn_eval(m.conv, m.bn)
+                del m.bn
+        return folded.eval()

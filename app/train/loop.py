@@ -137,6 +137,15 @@ def _allreduce_buffers(net: torch.nn.Module, world: int) -> None:
         off += n
 
 
+def replica_divergence(net: torch.nn.Module) -> float:
+    """Largest |difference| of any parameter or buffer between data-parallel replicas (0.0 when identical)."""
+    flat = torch.cat([t.detach().reshape(-1).double() for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()])
+    hi, lo = flat.clone(), flat.clone()
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    return float((hi - lo).abs().max())
+
+
 class Trainer:
     """Runs a recipe's phases in order; resumable from ``out_dir/checkpoint.pt``."""
 
@@ -350,6 +359,7 @@ class Trainer:
                         if bar is not None:
                             bar.close()
                         self.save_checkpoint()
+                        self._check_replicas()
                         return self.state
                 if bar is not None:
                     bar.close()
@@ -376,7 +386,19 @@ class Trainer:
             self.optimizer = None
             self.teacher = None if pi + 1 < len(r.phases) and r.phases[pi + 1].kd == 0 else self.teacher
             self.save_checkpoint()
+        self._check_replicas()
         return self.state
+
+    def _check_replicas(self) -> None:
+        """Under DDP, verify every rank holds the same weights; recorded in ``replicas.json``."""
+        if self.dist.world == 1:
+            return
+        diff = replica_divergence(self.net)
+        if self.dist.main:
+            atomic_write_text(self.out / "replicas.json", json.dumps({"world_size": self.dist.world, "max_abs_diff": diff}) + "\n")
+        self.log(f"replicas across {self.dist.world} ranks: max |difference| {diff:.3g}")
+        if diff > 0:
+            raise RuntimeError(f"data-parallel replicas diverged (max |difference| {diff:.3g})")
 
     def _add_seconds(self, phase: str, s: float) -> None:
         self.state["seconds"][phase] = self.state["seconds"].get(phase, 0.0) + s

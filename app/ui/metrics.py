@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import predict as P
+from app import predictors as P
 from app.evaluate import MEASURE_DIR, labelled_images
 from app.evaluate import measure_accuracy as _measure
-from app.predict.encoding import encode
+from app.predictors.encoding import encode
 from app.presets import specialised
 from app.space import SubnetConfig
 

@@ -6,6 +6,9 @@ the app declares its pages with ``st.navigation`` (titles, icons, URLs), and wit
 this the very first session after start-up would be routed the legacy way.
 It also runs from the project root, so ``.streamlit/config.toml`` (a link to
 ``streamlit_config.toml``) always takes effect.
+
+``OFA_EXPLORER_THREADS=N`` caps torch's intra-op threads (useful on a shared machine:
+oversubscribed threads make PyTorch on CPU many times slower).
 """
 
 from __future__ import annotations
@@ -17,14 +20,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def config_flags(path: Path = ROOT / "streamlit_config.toml") -> list[str]:
+    """``streamlit_config.toml`` as command-line flags, so it applies even where the
+    ``.streamlit/config.toml`` link was lost (e.g. a checkout without symlinks).
+    Flags given on the command line come later and win."""
+    import tomllib
+
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    flags = []
+    for section, options in doc.items():
+        for key, value in options.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            flags.append(f"--{section}.{key}={text}")
+    return flags
+
+
 def main(argv: list[str] | None = None) -> None:
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli
 
     PagesManager.uses_pages_directory = False
+    threads = os.environ.get("OFA_EXPLORER_THREADS", "").strip()
+    if threads:
+        import torch
+
+        if not threads.isdigit() or int(threads) < 1:
+            raise SystemExit(f"OFA_EXPLORER_THREADS must be a positive integer, got {threads!r}")
+        torch.set_num_threads(int(threads))
     os.chdir(ROOT)
     args = list(sys.argv[1:] if argv is None else argv)
-    sys.argv = ["streamlit", "run", str(ROOT / "streamlit_app.py"), *args]
+    sys.argv = ["streamlit", "run", str(ROOT / "streamlit_app.py"), *config_flags(), *args]
     cli.main()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.predict.encoding import ConfigArrays, ofa_features
+from app.predictors.encoding import ConfigArrays, ofa_features
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 OFA_PREDICTOR = PRETRAINED / "predictors" / "ofa_acc_predictor_w1.2.safetensors"
@@ -77,7 +77,7 @@ class LinearCalibration:
 def imagenet_val_calibration() -> LinearCalibration:
     """Linear map predicted-holdout -> published val top-1, fitted on OFA's specialised w1.2 subnets
     (published after 75 fine-tuning epochs) that lie in this space's resolution range."""
-    from app.predict.encoding import encode
+    from app.predictors.encoding import encode
     from app.presets import specialised
 
     chosen = [p for p in specialised() if p.width_mult == 1.2 and p.image_size == p.config.r]

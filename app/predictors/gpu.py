@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.predict.encoding import ConfigArrays
-from app.predict.records import HardwareTarget
+from app.predictors.encoding import ConfigArrays
+from app.predictors.records import HardwareTarget
 from app.space import NUM_BLOCKS, RESOLUTION_CHOICES
 
 HELP_FILE = Path(__file__).resolve().parents[2] / "pretrained" / "latency" / "help_gpu.json"

@@ -9,7 +9,7 @@ Two models, chosen per hardware target:
   (no on-chip reuse across layers), 4-byte words. A lower bound on real devices'
   overheads (control, caches, idle power), an upper bound on their data reuse.
 * **Power × latency** (``power_energy_mj``) — a device's typical active power (cited
-  per target in :mod:`app.predict.hardware`) times the predicted latency.
+  per target in :mod:`app.predictors.hardware`) times the predicted latency.
 """
 
 from __future__ import annotations

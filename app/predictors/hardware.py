@@ -1,6 +1,6 @@
 """Hardware targets and the prediction API: ``predict`` (one config) and ``predict_batch`` (search).
 
-Every number says where it comes from (:class:`~app.predict.records.Metric`): published
+Every number says where it comes from (:class:`~app.predictors.records.Metric`): published
 measurements (OFA's Note10 tables, HELP's GPU latencies, an Ultra96 FPGA dataset),
 measurements made with this project's ``calibrate-hardware`` tool, or a model.
 """
@@ -16,15 +16,17 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from app.costs import LayerCost, layer_costs
-from app.predict import accuracy as acc
-from app.predict.encoding import ConfigArrays, encode
-from app.predict.energy import DEFAULT_GRID_G_PER_KWH, HOROWITZ, PJ_PER_DRAM_WORD, PJ_PER_MAC_FP32, carbon_g_per_1000
-from app.predict.latency_lut import LatencyTable
-from app.predict.records import HardwareTarget, Metric, Prediction
+from app.predictors import accuracy as acc
+from app.predictors.encoding import ConfigArrays, encode
+from app.predictors.energy import DEFAULT_GRID_G_PER_KWH, HOROWITZ, PJ_PER_DRAM_WORD, PJ_PER_MAC_FP32, carbon_g_per_1000
+from app.predictors.latency_lut import LatencyTable
+from app.predictors.records import HardwareTarget, Metric, Prediction
 from app.space import EXPAND_CHOICES, KERNEL_CHOICES, MAX_DEPTH, NUM_BLOCKS, RESOLUTION_CHOICES, SubnetConfig
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 NOTE10_SOURCE = "Note10, published LUT (OFA, han-cai/files)"
+ULTRA96_SOURCE = ("Ultra96-v2 FPGA, published int8 per-layer latencies at 224 px (Latency dataset for Once-For-All network, "
+                  "github.com/Pilot-Khadka/Latency-dataset-for-Once-For-All-network)")
 
 
 class LatencyModel(Protocol):
@@ -45,6 +47,12 @@ def _note10() -> LatencyTable:
     return LatencyTable("Note10", {int(r): t for r, t in doc["tables"].items()})
 
 
+@lru_cache(maxsize=1)
+def _ultra96() -> LatencyTable:
+    doc = json.loads((PRETRAINED / "latency" / "fpga_ultra96.json").read_text("utf-8"))
+    return LatencyTable("Ultra96-v2 FPGA", {int(r): t for r, t in doc["tables"].items()})
+
+
 def _measured_tables() -> list[Path]:
     files = sorted((PRETRAINED / "latency").glob("cpu-*.json"))
     d = user_hardware_dir()
@@ -61,12 +69,14 @@ def _load_measured(path: str, mtime: float) -> tuple[HardwareTarget, LatencyTabl
         tables = {int(r): {str(k): float(v) for k, v in t.items()} for r, t in doc["tables"].items()}
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"hardware table {Path(path).name}: malformed ({exc})") from None
-    table = LatencyTable(name, tables, float(doc.get("width_mult", 1.2)))
+    table = LatencyTable(name, tables, float(doc.get("width_mult", 1.2)), int(doc.get("num_classes", 1000)))
     target = HardwareTarget(
         name=name,
         label=doc.get("label", name),
         kind="measured",
-        source=f"{doc.get('label', name)}, measured with calibrate-hardware ({doc.get('date', '')}, torch {doc.get('torch', '?')})",
+        source=f"{doc.get('label', name)}, measured with calibrate-hardware ({doc.get('date', '')}, torch {doc.get('torch', '?')}"
+               + (f"; table vs end-to-end on {v['subnets']} random subnets: MAPE {v['mape_percent']:.1f}%)"
+                  if isinstance(v := doc.get("validation"), dict) and "mape_percent" in v else ")"),
         resolutions=table.range,
         width_mult=float(doc.get("width_mult", 1.2)),
     )
@@ -77,13 +87,16 @@ def _registry() -> dict[str, tuple[HardwareTarget, LatencyModel]]:
     reg: dict[str, tuple[HardwareTarget, LatencyModel]] = {}
     note10 = _note10()
     reg["note10"] = (HardwareTarget("note10", "Samsung Galaxy Note10 (CPU)", "published", NOTE10_SOURCE, note10.range), note10)
+    ultra96 = _ultra96()
+    reg["ultra96"] = (HardwareTarget("ultra96", "Xilinx Ultra96-v2 FPGA (DPU B2304, int8)", "published", ULTRA96_SOURCE,
+                                     ultra96.range), ultra96)
     for path in _measured_tables():
         try:
             target, table = _load_measured(str(path), path.stat().st_mtime)
         except ValueError:
             continue  # listed in hardware_problems()
         reg.setdefault(target.name, (target, table))
-    from app.predict import gpu
+    from app.predictors import gpu
 
     for target, model in gpu.targets():
         reg[target.name] = (target, model)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.predict.encoding import ConfigArrays
+from app.predictors.encoding import ConfigArrays
 from app.space import (
     EXPAND_CHOICES,
     KERNEL_CHOICES,
@@ -75,8 +75,8 @@ class CompiledTable:
     blocks: np.ndarray
 
 
-def compile_table(r: int, table: dict[str, float], name: str, width_mult: float = 1.2) -> CompiledTable:
-    fixed_keys, block_keys = layer_keys(r, width_mult)
+def compile_table(r: int, table: dict[str, float], name: str, width_mult: float = 1.2, num_classes: int = 1000) -> CompiledTable:
+    fixed_keys, block_keys = layer_keys(r, width_mult, num_classes)
     try:
         fixed = float(sum(float(table[k]) for k in fixed_keys))
         arr = np.array([[[float(table[k]) for k in per_e] for per_e in per_k] for per_k in block_keys], dtype=np.float64)
@@ -93,11 +93,11 @@ def compile_table(r: int, table: dict[str, float], name: str, width_mult: float 
 class LatencyTable:
     """Latency (ms) of configs from per-resolution layer tables."""
 
-    def __init__(self, name: str, tables: dict[int, dict[str, float]], width_mult: float = 1.2) -> None:
+    def __init__(self, name: str, tables: dict[int, dict[str, float]], width_mult: float = 1.2, num_classes: int = 1000) -> None:
         if not tables:
             raise ValueError(f"latency table {name}: no resolutions")
         self.name = name
-        self.compiled = {int(r): compile_table(int(r), t, name, width_mult) for r, t in sorted(tables.items(), key=lambda kv: int(kv[0]))}
+        self.compiled = {int(r): compile_table(int(r), t, name, width_mult, num_classes) for r, t in sorted(tables.items(), key=lambda kv: int(kv[0]))}
         self.resolutions = tuple(self.compiled)
 
     @property

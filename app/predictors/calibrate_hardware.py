@@ -1,0 +1,181 @@
+"""Measure a latency lookup table for the machine this runs on (``python -m app calibrate-hardware``).
+
+Every distinct layer of the search space -- stem, first block, each stage block for every
+kernel × expand ratio, final expand, pooling, feature mix, classifier -- is timed at
+batch 1 in inference mode at every resolution of the space (or the ones asked for), with
+the same layer keys as OFA's Note10 tables. A network's latency is then the sum of its
+layers (:class:`~app.predictors.latency_lut.LatencyTable`). The table is validated against
+end-to-end latency of random subnets measured the same way, and the error is stored in
+the file, so the app can state it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from app.predictors.latency_lut import LatencyTable, layer_keys
+from app.space import EXPAND_CHOICES, KERNEL_CHOICES, MAX_DEPTH, NUM_BLOCKS, RESOLUTION_CHOICES, SubnetConfig
+from app.weights import atomic_write_text
+
+Progress = Callable[[int, int, str], None]
+# every 16 px; latency between two tabled resolutions is interpolated (LatencyTable)
+DEFAULT_RESOLUTIONS: tuple[int, ...] = tuple(range(128, 225, 16))
+
+
+def time_call(fn: Callable[[], object], min_round_s: float = 0.002, rounds: int = 7) -> float:
+    """Median milliseconds per call of ``fn`` over ``rounds`` rounds of at least ``min_round_s`` each."""
+    for _ in range(3):
+        fn()
+    t = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t, 1e-6)
+    n = max(1, int(min_round_s / once))
+    samples = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - t) / n)
+    return 1000.0 * statistics.median(samples)
+
+
+class _Pool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
+def _layers_with_inputs(sub: nn.Module, r: int) -> list[tuple[nn.Module, torch.Tensor]]:
+    """(module, its input) for the stem, first block, 20 block slots, final expand, pool, feature mix, classifier.
+
+    Block slots skipped by depth never occur here: the subnets used are uniform depth 4."""
+    order = [sub.stem, sub.first_block, *sub.blocks, sub.final_expand]
+    inputs: dict[int, torch.Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a, i=i: inputs.__setitem__(i, a[0].detach().clone()))
+             for i, m in enumerate(order)]
+    try:
+        with torch.inference_mode():
+            feats = sub.final_expand(sub.blocks(sub.first_block(sub.stem(torch.randn(1, 3, r, r)))))
+            pooled = feats.mean((2, 3), keepdim=True)
+            mixed = sub.feature_mix(pooled)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = [(m, inputs[i]) for i, m in enumerate(order)]
+    out += [(_Pool(), feats), (sub.feature_mix, pooled), (sub.classifier, torch.flatten(mixed, 1))]
+    return out
+
+
+def measure_table(net, r: int, progress: Progress | None = None, done: int = 0, total: int = 0,
+                  subnets: dict[tuple[int, int], nn.Module] | None = None) -> dict[str, float]:
+    """Milliseconds per layer key at resolution ``r`` (each distinct key timed once)."""
+    fixed_keys, block_keys = layer_keys(r, net.card.width_mult, net.card.num_classes)
+    table: dict[str, float] = {}
+    for ki, k in enumerate(KERNEL_CHOICES):
+        for ei, e in enumerate(EXPAND_CHOICES):
+            sub = subnets[(k, e)] if subnets else net.extract(SubnetConfig.uniform(k, e, MAX_DEPTH, r))
+            layers = _layers_with_inputs(sub, r)
+            keys = [fixed_keys[0], fixed_keys[1], *[block_keys[b][ki][ei] for b in range(NUM_BLOCKS)], *fixed_keys[2:]]
+            for key, (module, x) in zip(keys, layers):
+                if key in table:
+                    continue
+                with torch.inference_mode():
+                    table[key] = time_call(lambda: module(x))
+                done += 1
+                if progress:
+                    progress(done, total, f"{r}px {key.split('-')[0]}")
+    return table
+
+
+def _distinct_layers(r: int, width_mult: float, num_classes: int) -> int:
+    fixed, blocks = layer_keys(r, width_mult, num_classes)
+    return len(set(fixed) | {k for per_k in blocks for per_e in per_k for k in per_e})
+
+
+@torch.inference_mode()
+def end_to_end_ms(sub: nn.Module, r: int) -> float:
+    x = torch.randn(1, 3, r, r)
+    return time_call(lambda: sub(x), min_round_s=0.02, rounds=5)
+
+
+def validate(net, table: LatencyTable, n: int = 30, seed: int = 0, progress: Progress | None = None) -> dict:
+    """Table sum vs measured end-to-end latency of ``n`` random subnets at tabled resolutions."""
+    from app.predictors.encoding import encode
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        r = rng.choice(table.resolutions)
+        cfg = SubnetConfig.random(rng, r=r)
+        measured = end_to_end_ms(net.extract(cfg), r)
+        predicted = float(table.batch(encode([cfg]))[0])
+        rows.append({"config": cfg.to_compact(), "measured_ms": round(measured, 3), "table_ms": round(predicted, 3)})
+        if progress:
+            progress(i + 1, n, "validating")
+    errors = [abs(row["table_ms"] - row["measured_ms"]) / row["measured_ms"] for row in rows]
+    return {"subnets": n, "mape_percent": round(100 * float(np.mean(errors)), 2),
+            "max_ape_percent": round(100 * float(np.max(errors)), 2), "rows": rows}
+
+
+def calibrate_hardware(
+    net,
+    name: str,
+    label: str | None = None,
+    resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS,
+    validate_subnets: int = 30,
+    progress: Progress | None = None,
+) -> dict:
+    """Measure the layer tables (and their validation) for this machine; returns the document to save."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ValueError(f"calibrate-hardware: name must be letters, digits, '-', '_' or '.', got {name!r}")
+    bad = [r for r in resolutions if r not in RESOLUTION_CHOICES]
+    if bad or not resolutions:
+        raise ValueError(f"calibrate-hardware: resolutions must be among 128..224 in steps of 4, got {list(resolutions)}")
+    w, c = net.card.width_mult, net.card.num_classes
+    total = sum(_distinct_layers(r, w, c) for r in resolutions)
+    subnets = {(k, e): net.extract(SubnetConfig.uniform(k, e, MAX_DEPTH, 224)) for k in KERNEL_CHOICES for e in EXPAND_CHOICES}
+    t0 = time.time()
+    tables: dict[str, dict[str, float]] = {}
+    done = 0
+    for r in sorted(resolutions):
+        tables[str(r)] = {k: round(v, 5) for k, v in measure_table(net, r, progress, done, total, subnets).items()}
+        done += len(tables[str(r)])
+    table = LatencyTable(name, {int(r): t for r, t in tables.items()}, w, c)
+    doc = {
+        "name": name,
+        "label": label or f"{name} (CPU, measured)",
+        "kind": "measured",
+        "date": _dt.date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "batch": 1,
+        "width_mult": w,
+        "num_classes": c,
+        "method": "median of 7 rounds per layer, batch 1, torch.inference_mode, fp32; latency = sum of layers",
+        "minutes": None,
+        "tables": tables,
+    }
+    if validate_subnets:
+        doc["validation"] = validate(net, table, validate_subnets, progress=progress)
+    doc["minutes"] = round((time.time() - t0) / 60, 2)
+    return doc
+
+
+def save_table(doc: dict, path: str | Path) -> Path:
+    """Write a measured table atomically (a crash mid-write leaves the previous file intact)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+    return path

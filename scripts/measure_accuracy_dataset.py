@@ -1,0 +1,128 @@
+"""Measure the bundled supernet's Imagenette top-1 for many sampled configs: the accuracy predictor's dataset.
+
+    python scripts/measure_accuracy_dataset.py [--n 560] [--data ../shared/data/imagenette]
+
+Configs are stratified over size and resolution: for every resolution 128..224 (step 4)
+an equal share, each drawn with a per-config "size level" so small, middle and large
+subnets all appear. Each config is extracted, its BN statistics re-estimated with the
+app's fast path (16 bundled training images, as the app does), and its top-1 measured
+on one fixed half of the val set ("half A": a seeded half, stratified by class). The
+other half is kept for reporting accuracy elsewhere. Rows are appended to
+``pretrained/predictors/imagenette_acc_dataset.csv`` as they are measured, so a killed
+run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from app.calibrate import recalibrate_fast  # noqa: E402
+from app.costs import count_macs, count_params  # noqa: E402
+from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, RESOLUTION_CHOICES, SubnetConfig  # noqa: E402
+from app.train.dataset import center_batch, load_split  # noqa: E402
+from app.weights import load_supernet  # noqa: E402
+
+OUT = ROOT / "pretrained" / "predictors" / "imagenette_acc_dataset.csv"
+FIELDS = ["config", "r", "macs_m", "params_m", "top1_half_a", "val_images", "supernet_sha256", "seconds"]
+
+
+def val_half(labels: torch.Tensor, half: int, seed: int = 0) -> torch.Tensor:
+    """Indices of one fixed half of the val set, split per class with a seeded shuffle."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        out.append(idx[half :: 2])
+    return torch.cat(out).sort().values
+
+
+def stratified_configs(n: int, seed: int) -> list[SubnetConfig]:
+    """``n`` configs: resolutions cycled evenly, each config skewed towards a random size level."""
+    rng = random.Random(seed)
+    out: list[SubnetConfig] = []
+    seen: set[str] = set()
+    res = list(RESOLUTION_CHOICES)
+    while len(out) < n:
+        r = res[len(out) % len(res)]
+        level = rng.random()  # 0 = small, 1 = large
+
+        def pick(choices):
+            weights = [(1 - level) ** 2 + 0.05 if i == 0 else level**2 + 0.05 if i == len(choices) - 1 else 0.5 - abs(level - 0.5) + 0.05
+                       for i in range(len(choices))]
+            return rng.choices(list(choices), weights)[0]
+
+        cfg = SubnetConfig(ks=tuple(pick(KERNEL_CHOICES) for _ in range(20)), e=tuple(pick(EXPAND_CHOICES) for _ in range(20)),
+                           d=tuple(pick(DEPTH_CHOICES) for _ in range(5)), r=r)
+        key = cfg.to_compact()
+        if key not in seen:
+            seen.add(key)
+            out.append(cfg)
+    return out
+
+
+@torch.no_grad()
+def top1(sub, images, labels, r, mean, std, batch=50) -> float:
+    correct = 0
+    for i in range(0, len(images), batch):
+        x = center_batch(images[i : i + batch], r, mean, std).contiguous(memory_format=torch.channels_last)
+        correct += (sub(x).argmax(1) == labels[i : i + batch]).sum().item()
+    return 100.0 * correct / len(images)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared/data/imagenette"))
+    ap.add_argument("--n", type=int, default=560)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    net = load_supernet()
+    card = net.card
+    val = load_split(args.data, "val", ROOT / "runs" / "cache", progress=False)
+    half = val_half(val.labels, 0)
+    images, labels = val.images[half], val.labels[half]
+    out = Path(args.out)
+    done: set[str] = set()
+    if out.is_file():
+        with out.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["supernet_sha256"] == card.sha256:
+                    done.add(row["config"])
+    configs = [c for c in stratified_configs(args.n, args.seed) if c.to_compact() not in done]
+    print(f"{len(done)} already measured, {len(configs)} to go, {len(images)} val images each", flush=True)
+    new_file = not out.is_file()
+    with out.open("a", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        if new_file:
+            w.writeheader()
+        t0 = time.time()
+        for i, cfg in enumerate(configs):
+            t = time.time()
+            sub = net.extract(cfg)
+            recalibrate_fast(sub, card)
+            acc = top1(sub.fold_batchnorm(), images, labels, cfg.r, card.mean, card.std)
+            macs = count_macs(cfg, card.width_mult, card.num_classes)
+            params = count_params(cfg, card.width_mult, card.num_classes)
+            w.writerow({"config": cfg.to_compact(), "r": cfg.r, "macs_m": f"{macs / 1e6:.2f}", "params_m": f"{params / 1e6:.3f}",
+                        "top1_half_a": f"{acc:.3f}", "val_images": len(images), "supernet_sha256": card.sha256,
+                        "seconds": f"{time.time() - t:.2f}"})
+            f.flush()
+            eta = (time.time() - t0) / (i + 1) * (len(configs) - i - 1) / 60
+            print(f"[{i + 1}/{len(configs)}] {cfg.to_compact()} top1={acc:.2f} ({time.time() - t:.1f}s, eta {eta:.0f} min)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
