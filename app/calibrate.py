@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FAST_CALIBRATION_IMAGES = 16
-FAST_CALIBRATION_CHUNK = 2
+FAST_CALIBRATION_IMAGES = 30  # 3 per Imagenette class (class-balanced order)
+FAST_CALIBRATION_CHUNK = 30  # one batch: small chunks normalise with noisy per-chunk statistics (-5 to -20 pp)
 _CACHE_LIMIT = 6  # resolutions kept preprocessed (each ~29 MB at r=224)
 
 
@@ -108,6 +108,20 @@ def calibration_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "pretrained" / "calibration"
 
 
+def class_balanced(files: list[Path]) -> list[Path]:
+    """Files ``<class>_<i>.jpg`` in round-robin class order, so any prefix is class-balanced.
+
+    BN statistics of deep layers depend strongly on which classes the images show: the
+    first 16 files by name (10 of one class, 6 of another) cost 20-30 points of top-1."""
+    groups: dict[str, list[Path]] = {}
+    for p in files:
+        groups.setdefault(p.name.split("_")[0], []).append(p)
+    out: list[Path] = []
+    for i in range(max((len(g) for g in groups.values()), default=0)):
+        out += [g[i] for g in groups.values() if i < len(g)]
+    return out
+
+
 def calibration_batch(r: int, mean, std, n: int = FAST_CALIBRATION_IMAGES, folder: Path | None = None) -> Tensor:
     """The bundled calibration images preprocessed for resolution ``r`` (cached, read-only)."""
     from app.data import eval_transform, load_image
@@ -118,7 +132,7 @@ def calibration_batch(r: int, mean, std, n: int = FAST_CALIBRATION_IMAGES, folde
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    files = sorted(p for p in folder.glob("*.jpg"))[:n] if folder.is_dir() else []
+    files = class_balanced(sorted(folder.glob("*.jpg")))[:n] if folder.is_dir() else []
     if not files:
         raise FileNotFoundError(f"calibration images: none found in {folder}")
     tf = eval_transform(r, mean, std)
@@ -133,9 +147,10 @@ def calibration_batch(r: int, mean, std, n: int = FAST_CALIBRATION_IMAGES, folde
 def recalibrate_fast(subnet: nn.Module, card, n: int = FAST_CALIBRATION_IMAGES, chunk: int = FAST_CALIBRATION_CHUNK) -> int:
     """Re-estimate a subnet's BN statistics on ``n`` bundled training images at its resolution.
 
-    The images go through channels-last in chunks of ``chunk`` (each chunk is one
-    "batch" of OFA's method): small chunks stay in cache, which on a CPU is faster
-    than one big batch.
+    The images are taken class-balanced and go through channels-last as one batch
+    (``chunk`` images per batch of OFA's method). Measured on the bundled supernet
+    (600 val images): 30 images in one batch are within 0.2-2.5 points of a 1,000-image
+    re-estimation; 16 images in chunks of 2 lost 25-40 points.
     """
     r = subnet.config.r
     batch = calibration_batch(r, card.mean, card.std, n)

@@ -4,7 +4,7 @@
 
 For the largest, the smallest and four middle subnets at r = 128, 160, 192, 224: top-1
 with BN re-estimated on 2,000 training images (OFA's method, ``set_running_statistics``)
-and with the app's fast path (16 bundled images); writes ``pretrained/model_card.json``
+and with the app's fast path (30 bundled images); writes ``pretrained/model_card.json``
 and the measured table in ``pretrained/MODEL_CARD.md`` (between markers).
 """
 
@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from app.calibrate import FAST_CALIBRATION_IMAGES, recalibrate_bn, recalibrate_fast  # noqa: E402
+from app.costs import count_macs  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
 from app.train.dataset import center_batch, load_split  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
@@ -63,19 +64,34 @@ def main() -> None:
     train = load_split(args.data, "train", cache, progress=False)
     val = load_split(args.data, "val", cache, progress=False)
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: args.calib_images]
+    # rows are appended as measured and reused on the next run (same weights), cheapest first
+    rows_path = ROOT / "pretrained" / "model_card_rows.jsonl"
     rows = []
+    if rows_path.is_file():
+        rows = [r for r in map(json.loads, rows_path.read_text("utf-8").splitlines()) if r.get("sha256") == card.sha256]
+    done = {(r["subnet"], r["r"]) for r in rows}
+    todo = sorted(((name, r) for name in SUBNETS for r in RESOLUTIONS if (name, r) not in done),
+                  key=lambda nr: count_macs(SUBNETS[nr[0]].replace(r=nr[1]), card.width_mult, card.num_classes))
+    print(f"{len(done)} cells measured before, {len(todo)} to go", flush=True)
     t_all = time.time()
-    for name, base in SUBNETS.items():
-        for r in RESOLUTIONS:
-            cfg = base.replace(r=r)
-            sub = net.extract(cfg)
-            recalibrate_bn(sub, (center_batch(train.images[idx[i : i + 100]], r, card.mean, card.std) for i in range(0, len(idx), 100)))
-            acc_ofa = top1(sub.fold_batchnorm(), val, r, card.mean, card.std)
-            fast = net.extract(cfg)
-            recalibrate_fast(fast, card)
-            acc_fast = top1(fast.fold_batchnorm(), val, r, card.mean, card.std)
-            rows.append({"subnet": name, "config": cfg.to_compact(), "r": r, "top1_bn2000": acc_ofa, "top1_fast": acc_fast})
-            print(json.dumps(rows[-1]), flush=True)
+    for name, r in todo:
+        cfg = SUBNETS[name].replace(r=r)
+        t = time.time()
+        sub = net.extract(cfg)
+        recalibrate_bn(sub, (center_batch(train.images[idx[i : i + 100]], r, card.mean, card.std) for i in range(0, len(idx), 100)))
+        acc_ofa = top1(sub.fold_batchnorm(), val, r, card.mean, card.std)
+        fast = net.extract(cfg)
+        recalibrate_fast(fast, card)
+        acc_fast = top1(fast.fold_batchnorm(), val, r, card.mean, card.std)
+        row = {"subnet": name, "config": cfg.to_compact(), "r": r, "top1_bn2000": acc_ofa, "top1_fast": acc_fast,
+               "sha256": card.sha256, "seconds": round(time.time() - t, 1)}
+        rows.append(row)
+        with rows_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+    if len(rows) < len(SUBNETS) * len(RESOLUTIONS):
+        print("incomplete", flush=True)
+        return
     diffs = [abs(r["top1_bn2000"] - r["top1_fast"]) for r in rows]
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {

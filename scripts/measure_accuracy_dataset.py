@@ -5,7 +5,7 @@
 Configs are stratified over size and resolution: for every resolution 128..224 (step 4)
 an equal share, each drawn with a per-config "size level" so small, middle and large
 subnets all appear. Each config is extracted, its BN statistics re-estimated with the
-app's fast path (16 bundled training images, as the app does), and its top-1 measured
+app's fast path (30 bundled training images, class-balanced, as the app does), and its top-1 measured
 on one fixed half of the val set ("half A": a seeded half, stratified by class). The
 other half is kept for reporting accuracy elsewhere. Rows are appended to
 ``pretrained/predictors/imagenette_acc_dataset.csv`` as they are measured, so a killed

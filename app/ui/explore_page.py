@@ -42,10 +42,12 @@ def _metric_tiles(cfg: SubnetConfig, hw: str) -> float:
     t = time.perf_counter()
     tiles = metrics.tiles(cfg, hw, resources.supernet().card)
     seconds = time.perf_counter() - t
-    cols = st.columns(len(tiles))
-    for col, tile in zip(cols, tiles):
-        col.metric(tile.title, tile.text, help=tile.help)
-        col.caption(tile.source)
+    per_row = 3  # six tiles in two rows: values stay readable beside the sidebar
+    for start in range(0, len(tiles), per_row):
+        cols = st.columns(per_row)
+        for col, tile in zip(cols, tiles[start : start + per_row]):
+            col.metric(tile.title, tile.text, help=tile.help)
+            col.caption(tile.source)
     return seconds
 
 
