@@ -69,7 +69,10 @@ def _load_measured(path: str, mtime: float) -> tuple[HardwareTarget, LatencyTabl
         tables = {int(r): {str(k): float(v) for k, v in t.items()} for r, t in doc["tables"].items()}
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"hardware table {Path(path).name}: malformed ({exc})") from None
-    table = LatencyTable(name, tables, float(doc.get("width_mult", 1.2)), int(doc.get("num_classes", 1000)))
+    try:
+        table = LatencyTable(name, tables, float(doc.get("width_mult", 1.2)), int(doc.get("num_classes", 1000)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"hardware table {Path(path).name}: {exc}") from None
     target = HardwareTarget(
         name=name,
         label=doc.get("label", name),

@@ -86,9 +86,10 @@ def topk_chart(labels: list[str], probabilities: list[float], title: str = "") -
     df = pd.DataFrame({"class": labels, "probability": probabilities, "rank": range(1, len(labels) + 1)})
     return alt.Chart(df, title=title).mark_bar(color="#c0392b").encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        y=alt.Y("class:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None),
+        y=alt.Y("class:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None,
+                axis=alt.Axis(labelOverlap=False, labelLimit=180)),
         tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=30 * len(labels) + 20)
+    ).properties(height=alt.Step(26))
 
 
 def carbon_chart(rows: pd.DataFrame, value: str, title: str) -> alt.Chart:

@@ -36,9 +36,20 @@ def _load(path: str | None) -> tuple[OFASupernet | None, str | None]:
     from app.weights import SupernetLoadError, load_supernet
 
     try:
-        return load_supernet(path), None
+        net = load_supernet(path)
     except (SupernetLoadError, OSError) as exc:
         return None, str(exc)
+    _warm_up(net)
+    return net, None
+
+
+def _warm_up(net: OFASupernet) -> None:
+    """Build the predictors' lookup arrays once at start-up, so the first slider move is as fast as the rest."""
+    from app.predictors import predict, predict_batch
+
+    cfg = SubnetConfig.largest()
+    predict(cfg, "note10", net.card)
+    predict_batch([cfg], "note10", net.card.sha256, net.card.width_mult, net.card.num_classes)
 
 
 def supernet() -> OFASupernet:

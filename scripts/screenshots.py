@@ -1,0 +1,83 @@
+"""Screenshots of every page for the README: ``python scripts/screenshots.py [PAGE...]`` -> docs/screenshots/*.png.
+
+Starts the app on a free port and drives Debian's headless chromium (Playwright)
+through each page in a typical state (a preset on Explore, a sample on Classify, a
+finished search on Specialise, two pinned subnets on Compare).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "screenshots"
+IDLE = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')")
+PINS = "r224-d44444-k77777777777777777777-e66666666666666666666,r160-d22222-k33xx33xx33xx33xx33xx-e33xx33xx33xx33xx33xx"
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "app.ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = b.new_page(viewport={"width": 1400, "height": 2000})
+
+            only = set(sys.argv[1:])
+
+            def shot(name: str, path: str, wait_for: str | None = None, action=None) -> None:
+                if only and name not in only:
+                    return
+                page.goto(url + path)
+                page.wait_for_selector('[data-testid="stApp"]', timeout=120_000)
+                if wait_for:
+                    page.wait_for_selector(wait_for, timeout=120_000)
+                page.wait_for_function(IDLE, timeout=120_000)
+                if action:
+                    action()
+                    page.wait_for_function(IDLE, timeout=120_000)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+                print("wrote", OUT / f"{name}.png")
+
+            shot("explore", "/?cfg=r208-d24243-k53xx337357xx3335533x-e64xx336663xx4333634x&hw=note10", '[data-testid="stVegaLiteChart"]')
+            shot("classify", "/classify?sample=church_1.jpg", '[data-testid="stVegaLiteChart"]')
+
+            def run_search() -> None:
+                page.get_by_role("button", name="Search").click()
+                page.get_by_text(re.compile(r"Found r\d+-d\d{5}-")).wait_for(timeout=120_000)
+
+            shot("specialise", "/specialise", None, run_search)
+            shot("compare", f"/compare?pins={PINS}", '[data-testid="stDataFrame"]')
+            shot("carbon", "/carbon", '[data-testid="stVegaLiteChart"]')
+            shot("about", "/about", None)
+            b.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

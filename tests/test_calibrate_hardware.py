@@ -1,0 +1,82 @@
+"""calibrate-hardware: measured tables become hardware targets; bad tables give clear messages; BN calibration set is balanced."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.space import SubnetConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def hw_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("OFA_EXPLORER_HOME", str(tmp_path))
+    from app.predictors import hardware
+
+    hardware._load_measured.cache_clear()
+    return tmp_path
+
+
+def test_cli_measures_a_table_the_app_then_offers(hw_home):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OFA_EXPLORER_HOME=str(hw_home))
+    res = subprocess.run([sys.executable, "-m", "app", "calibrate-hardware", "--name", "testbox", "--resolutions", "128",
+                          "--validate", "3", "--no-progress", "--threads", "1"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    path = hw_home / "hardware" / "testbox.json"
+    assert str(path) in res.stdout and "MAPE" in res.stdout
+    doc = json.loads(path.read_text())
+    assert list(doc["tables"]) == ["128"] and doc["validation"]["subnets"] == 3
+    assert all(v > 0 for v in doc["tables"]["128"].values())
+
+    import app
+
+    targets = {t.name: t for t in app.hardware_targets()}
+    assert targets["testbox"].kind == "measured" and targets["testbox"].resolutions == (128, 128)
+    assert "MAPE" in targets["testbox"].source
+    big, small = (app.predict(c, hardware="testbox").latency.value for c in (SubnetConfig.largest(128), SubnetConfig.smallest(128)))
+    assert big > small > 0
+    # every validation row: the table's sum is what predict() returns for that config
+    for row in doc["validation"]["rows"]:
+        assert app.predict(row["config"], hardware="testbox").latency.value == pytest.approx(row["table_ms"], rel=1e-3)
+    out = app.predict(SubnetConfig.largest(160), hardware="testbox").latency
+    assert out.value is None and "128-128" in out.note
+
+
+@pytest.mark.parametrize("name,res", [("bad name!", "128"), ("ok", "130"), ("ok", "abc")])
+def test_cli_rejects_bad_arguments(hw_home, name, res):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OFA_EXPLORER_HOME=str(hw_home))
+    r = subprocess.run([sys.executable, "-m", "app", "calibrate-hardware", "--name", name, "--resolutions", res, "--validate", "0"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: calibrate-hardware:") and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"name": "x"}), json.dumps({"name": "x", "tables": {"160": {"a": 1}}}),
+                                     json.dumps({"name": "x", "tables": {"160": "zz"}})])
+def test_malformed_user_tables_are_reported_not_fatal(hw_home, content):
+    d = hw_home / "hardware"
+    d.mkdir()
+    (d / "broken.json").write_text(content)
+    from app.predictors import hardware_problems, hardware_targets
+
+    names = [t.name for t in hardware_targets()]
+    assert "note10" in names and "x" not in names
+    problems = hardware_problems()
+    assert len(problems) == 1 and "broken.json" in problems[0]
+
+
+def test_fast_calibration_images_are_class_balanced():
+    from app.calibrate import FAST_CALIBRATION_IMAGES, calibration_dir, class_balanced
+
+    files = class_balanced(sorted(calibration_dir().glob("*.jpg")))[:FAST_CALIBRATION_IMAGES]
+    counts = np.unique([p.name.split("_")[0] for p in files], return_counts=True)[1]
+    assert len(counts) == 10 and counts.max() - counts.min() <= 1
