@@ -86,3 +86,22 @@ def test_resume_continues_where_it_stopped(tiny_imagenette, tmp_path):
 
     net = load_supernet(tmp_path / "published.safetensors")
     assert net.card.num_classes == 10
+
+
+def test_init_from_starts_with_given_weights(tiny_imagenette, tmp_path):
+    from app.train.recipe import Recipe
+    from app.train.loop import Trainer
+    from app.weights import load_supernet, save_supernet
+
+    start = load_supernet()  # the bundled weights
+    path = tmp_path / "start"
+    save_supernet(start, path)
+    recipe = Recipe.load(ROOT / "recipes" / "imagenette_w1.2_v2.json")
+    recipe.init_from = str(path) + ".safetensors"
+    trainer = Trainer(recipe, tiny_imagenette, tmp_path / "run", progress=False)
+    import torch
+
+    assert all(torch.equal(a, b) for a, b in zip(trainer.net.state_dict().values(), start.state_dict().values()))
+    recipe.init_from = str(tmp_path / "missing.safetensors")
+    with pytest.raises((ValueError, FileNotFoundError, OSError)):
+        Trainer(recipe, tiny_imagenette, tmp_path / "run2", progress=False)

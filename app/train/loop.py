@@ -177,6 +177,12 @@ class Trainer:
             provenance=f"trained by this project on Imagenette (recipe {recipe.name} v{recipe.version})",
         )
         self.net = OFASupernet(card, dropout=recipe.dropout).to(self.dist.device)
+        if recipe.init_from:  # continue from earlier weights (e.g. a longer schedule after a short run)
+            start = load_project_supernet(Path(recipe.init_from))
+            if start.card.width_mult != recipe.width_mult or start.card.num_classes != card.num_classes:
+                raise ValueError(f"recipe init_from {recipe.init_from}: width {start.card.width_mult} / "
+                                 f"{start.card.num_classes} classes do not match the recipe")
+            self.net.load_state_dict(start.state_dict())
         if self.dist.world > 1:  # identical start on every rank
             for t in list(self.net.parameters()) + list(self.net.buffers()):
                 dist.broadcast(t.data, 0)

@@ -52,6 +52,7 @@ class Recipe:
     eval_images: int = 0  # 0: the whole val split
     checkpoint_minutes: float = 5.0
     channels_last: bool = True
+    init_from: str | None = None  # start from these project-format weights instead of random initialisation
     notes: str = ""
 
     @classmethod
