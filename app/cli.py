@@ -175,7 +175,7 @@ def _cmd_calibrate_hardware(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else user_hardware_dir() / f"{args.name}.json"
     net = load_supernet(args.supernet)
     bar = _ProgressBar() if not args.no_progress else None
-    doc = calibrate_hardware(net, args.name, args.label, resolutions, args.validate, bar)
+    doc = calibrate_hardware(net, args.name, args.label, resolutions, args.validate, bar, args.fit_subnets)
     if bar:
         bar.close()
     save_table(doc, out)
@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--resolutions", default="default",
                     help="'default' (128..224 every 16 px, interpolated between), 'all' (every 4 px) or a comma-separated list")
     ch.add_argument("--validate", type=int, default=30, help="random subnets measured end to end to validate (0: skip)")
+    ch.add_argument("--fit-subnets", type=int, default=30,
+                    help="random subnets measured end to end to fit the table's scale and offset (0: raw layer sums)")
     ch.add_argument("--out", help="output JSON (default: ~/.ofa_explorer/hardware/NAME.json, or $OFA_EXPLORER_HOME)")
     ch.add_argument("--supernet")
     ch.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")

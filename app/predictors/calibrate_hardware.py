@@ -34,10 +34,14 @@ Progress = Callable[[int, int, str], None]
 DEFAULT_RESOLUTIONS: tuple[int, ...] = tuple(range(128, 225, 16))
 
 
-def time_call(fn: Callable[[], object], min_round_s: float = 0.002, rounds: int = 7) -> float:
-    """Median milliseconds per call of ``fn`` over ``rounds`` rounds of at least ``min_round_s`` each."""
-    for _ in range(3):
+def time_call(fn: Callable[[], object], min_round_s: float = 0.003, rounds: int = 7, warmup_s: float = 0.03) -> float:
+    """Median milliseconds per call of ``fn`` over ``rounds`` rounds of at least ``min_round_s`` each
+    (after at least ``warmup_s`` and 3 calls of warm-up: first calls build oneDNN kernels)."""
+    t = time.perf_counter()
+    calls = 0
+    while calls < 3 or time.perf_counter() - t < warmup_s:
         fn()
+        calls += 1
     t = time.perf_counter()
     fn()
     once = max(time.perf_counter() - t, 1e-6)
@@ -106,11 +110,11 @@ def _distinct_layers(r: int, width_mult: float, num_classes: int) -> int:
 @torch.inference_mode()
 def end_to_end_ms(sub: nn.Module, r: int) -> float:
     x = torch.randn(1, 3, r, r)
-    return time_call(lambda: sub(x), min_round_s=0.02, rounds=5)
+    return time_call(lambda: sub(x), min_round_s=0.05, rounds=9)
 
 
-def validate(net, table: LatencyTable, n: int = 30, seed: int = 0, progress: Progress | None = None) -> dict:
-    """Table sum vs measured end-to-end latency of ``n`` random subnets at tabled resolutions."""
+def measure_random(net, table: LatencyTable, n: int, seed: int, progress: Progress | None = None, what: str = "") -> list[dict]:
+    """End-to-end latency of ``n`` random subnets (at tabled resolutions) beside the table's prediction."""
     from app.predictors.encoding import encode
 
     rng = random.Random(seed)
@@ -122,7 +126,23 @@ def validate(net, table: LatencyTable, n: int = 30, seed: int = 0, progress: Pro
         predicted = float(table.batch(encode([cfg]))[0])
         rows.append({"config": cfg.to_compact(), "measured_ms": round(measured, 3), "table_ms": round(predicted, 3)})
         if progress:
-            progress(i + 1, n, "validating")
+            progress(i + 1, n, what)
+    return rows
+
+
+def fit_correction(rows: list[dict]) -> dict:
+    """Least-squares ``measured = scale * sum_of_layers + offset`` (layers timed alone run hotter in cache)."""
+    x = np.array([r["table_ms"] for r in rows])
+    y = np.array([r["measured_ms"] for r in rows])
+    scale, offset = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
+    if scale <= 0:  # degenerate (e.g. too few subnets): fall back to a pure ratio
+        scale, offset = float(np.median(y / x)), 0.0
+    return {"scale": round(float(scale), 5), "offset_ms": round(float(offset), 4), "subnets": len(rows)}
+
+
+def validate(net, table: LatencyTable, n: int = 30, seed: int = 0, progress: Progress | None = None) -> dict:
+    """Table (with its correction) vs measured end-to-end latency of ``n`` random subnets."""
+    rows = measure_random(net, table, n, seed, progress, "validating")
     errors = [abs(row["table_ms"] - row["measured_ms"]) / row["measured_ms"] for row in rows]
     return {"subnets": n, "mape_percent": round(100 * float(np.mean(errors)), 2),
             "max_ape_percent": round(100 * float(np.max(errors)), 2), "rows": rows}
@@ -135,6 +155,7 @@ def calibrate_hardware(
     resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS,
     validate_subnets: int = 30,
     progress: Progress | None = None,
+    fit_subnets: int = 30,
 ) -> dict:
     """Measure the layer tables (and their validation) for this machine; returns the document to save."""
     if not name or not all(c.isalnum() or c in "-_." for c in name):
@@ -152,6 +173,10 @@ def calibrate_hardware(
         tables[str(r)] = {k: round(v, 5) for k, v in measure_table(net, r, progress, done, total, subnets).items()}
         done += len(tables[str(r)])
     table = LatencyTable(name, {int(r): t for r, t in tables.items()}, w, c)
+    correction = {"scale": 1.0, "offset_ms": 0.0, "subnets": 0}
+    if fit_subnets:  # fitted on its own random subnets (seed 1), never on the validation ones (seed 0)
+        correction = fit_correction(measure_random(net, table, fit_subnets, seed=1, progress=progress, what="fitting correction"))
+        table = LatencyTable(name, {int(r): t for r, t in tables.items()}, w, c, correction["scale"], correction["offset_ms"])
     doc = {
         "name": name,
         "label": label or f"{name} (CPU, measured)",
@@ -163,7 +188,9 @@ def calibrate_hardware(
         "batch": 1,
         "width_mult": w,
         "num_classes": c,
-        "method": "median of 7 rounds per layer, batch 1, torch.inference_mode, fp32; latency = sum of layers",
+        "method": ("median of 7 rounds per layer, batch 1, torch.inference_mode, fp32; latency = scale * sum of layers + offset, "
+                   "the correction fitted on end-to-end latency of other random subnets"),
+        "correction": correction,
         "minutes": None,
         "tables": tables,
     }

@@ -70,7 +70,9 @@ def _load_measured(path: str, mtime: float) -> tuple[HardwareTarget, LatencyTabl
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"hardware table {Path(path).name}: malformed ({exc})") from None
     try:
-        table = LatencyTable(name, tables, float(doc.get("width_mult", 1.2)), int(doc.get("num_classes", 1000)))
+        corr = doc.get("correction") or {}
+        table = LatencyTable(name, tables, float(doc.get("width_mult", 1.2)), int(doc.get("num_classes", 1000)),
+                             float(corr.get("scale", 1.0)), float(corr.get("offset_ms", 0.0)))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"hardware table {Path(path).name}: {exc}") from None
     target = HardwareTarget(

@@ -93,12 +93,16 @@ def compile_table(r: int, table: dict[str, float], name: str, width_mult: float 
 class LatencyTable:
     """Latency (ms) of configs from per-resolution layer tables."""
 
-    def __init__(self, name: str, tables: dict[int, dict[str, float]], width_mult: float = 1.2, num_classes: int = 1000) -> None:
+    def __init__(self, name: str, tables: dict[int, dict[str, float]], width_mult: float = 1.2, num_classes: int = 1000,
+                 scale: float = 1.0, offset_ms: float = 0.0) -> None:
         if not tables:
             raise ValueError(f"latency table {name}: no resolutions")
         self.name = name
         self.compiled = {int(r): compile_table(int(r), t, name, width_mult, num_classes) for r, t in sorted(tables.items(), key=lambda kv: int(kv[0]))}
         self.resolutions = tuple(self.compiled)
+        if not (np.isfinite(scale) and scale > 0 and np.isfinite(offset_ms)):
+            raise ValueError(f"latency table {name}: correction must have a positive scale and a finite offset")
+        self.scale, self.offset_ms = float(scale), float(offset_ms)  # end-to-end = scale * sum of layers + offset
 
     @property
     def range(self) -> tuple[int, int]:
@@ -123,7 +127,7 @@ class LatencyTable:
         f = np.where(span > 0, (a.r - rs[lo]) / np.where(span > 0, span, 1), 0.0)
         cols = np.arange(len(a))
         val = (1 - f) * totals[lo, cols] + f * totals[hi, cols]
-        out[inside] = val[inside]
+        out[inside] = self.scale * val[inside] + self.offset_ms
         return out
 
     def note(self, r: int) -> str:
