@@ -120,6 +120,17 @@ def _evaluate(pop: _Pop, scorer: Scorer, acc_key: str, budgets: dict[str, float]
     return acc, ok, m
 
 
+def _within_budgets(pop: _Pop, scorer: Scorer, budgets: dict[str, float]) -> np.ndarray:
+    """Which candidates meet every budget (NaN, e.g. outside a latency table's range, does not)."""
+    ok = np.ones(len(pop), dtype=bool)
+    if budgets:
+        m = scorer(from_values(pop.ks, pop.e, pop.d, pop.r), list(budgets))
+        for key, limit in budgets.items():
+            v = np.asarray(m[key], dtype=np.float64)
+            ok &= np.isfinite(v) & (v <= limit)
+    return ok
+
+
 def _feasible(space: _Space, make: Callable[[int], _Pop], n: int, scorer: Scorer, acc_key: str, budgets: dict, tries: int = 50):
     """n feasible candidates from ``make`` (rejection sampling), with their scores."""
     got: list[_Pop] = []
@@ -140,6 +151,48 @@ def _feasible(space: _Space, make: Callable[[int], _Pop], n: int, scorer: Scorer
     if have == 0:
         return None, None, evaluated
     return _Pop.cat(got), np.concatenate(accs), evaluated
+
+
+def _feasible_groups(makers: Sequence[Callable[[int], _Pop]], ns: Sequence[int], scorer: Scorer, acc_key: str,
+                     budgets: dict, tries: int = 50) -> tuple[list[_Pop], list[np.ndarray], int]:
+    """Like :func:`_feasible` for several groups at once (e.g. mutants and children): exactly ``ns[i]``
+    feasible candidates from ``makers[i]`` where possible, every try scored in one batch."""
+    got: list[list[_Pop]] = [[] for _ in ns]
+    accs: list[list[np.ndarray]] = [[] for _ in ns]
+    have = [0] * len(ns)
+    evaluated = 0
+    for _ in range(tries):
+        want = [n - h for n, h in zip(ns, have)]
+        if all(w <= 0 for w in want):
+            break
+        cands = [make(int(1.25 * w) + 4) if w > 0 else None for make, w in zip(makers, want)]
+        batch = _Pop.cat([c for c in cands if c is not None])
+        evaluated += len(batch)
+        ok = _within_budgets(batch, scorer, budgets)
+        # the accuracy predictor (the costly part) runs only on the feasible candidates each group keeps
+        keep, start = [], 0
+        for i, c in enumerate(cands):
+            if c is None:
+                continue
+            keep.append((i, c, np.flatnonzero(ok[start : start + len(c)])[: want[i]]))
+            start += len(c)
+        chosen = _Pop.cat([c.take(idx) for _, c, idx in keep if len(idx)]) if any(len(k[2]) for k in keep) else None
+        if chosen is None:
+            continue
+        acc = np.asarray(scorer(from_values(chosen.ks, chosen.e, chosen.d, chosen.r), [acc_key])[acc_key], dtype=np.float64)
+        start = 0
+        for i, c, idx in keep:
+            if not len(idx):
+                continue
+            a = acc[start : start + len(idx)]
+            start += len(idx)
+            good = np.isfinite(a)
+            if good.any():
+                got[i].append(c.take(idx[good]))
+                accs[i].append(a[good])
+                have[i] += int(good.sum())
+    pops = [_Pop.cat(g) for g in got if g]
+    return pops, [np.concatenate(a) for a in accs if a], evaluated
 
 
 def search(
@@ -229,16 +282,9 @@ def search(
         def children(n: int) -> _Pop:
             return space.crossover(parents.take(rng.integers(0, n_parents, n)), parents.take(rng.integers(0, n_parents, n)))
 
-        groups, group_acc = [parents], [parent_acc]
-        for make, n in ((mutants, n_mut), (children, population - n_parents - n_mut)):
-            if n <= 0:
-                continue
-            new, new_acc, ev = _feasible(space, make, n, scorer, acc_key, limits)
-            evaluated += ev
-            if new is not None:
-                groups.append(new)
-                group_acc.append(new_acc)
-        pop, acc = _Pop.cat(groups), np.concatenate(group_acc)
+        new, new_acc, ev = _feasible_groups([mutants, children], [n_mut, population - n_parents - n_mut], scorer, acc_key, limits)
+        evaluated += ev
+        pop, acc = _Pop.cat([parents, *new]), np.concatenate([parent_acc, *new_acc])
     best = int(np.argmax(acc))
     bp = pop.take(np.array([best]))
     a_best = from_values(bp.ks, bp.e, bp.d, bp.r)
