@@ -10,6 +10,7 @@ import io
 import json
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -185,3 +186,31 @@ def test_any_string_gives_a_config_or_a_clear_error(text):
 def test_random_configs_round_trip(seed):
     cfg = SubnetConfig.random(seed)
     assert SubnetConfig.parse(cfg.to_compact()) == cfg == SubnetConfig.from_dict(json.loads(cfg.to_json()))
+
+
+def test_cli_classify_over_the_whole_corpus(tmp_path):
+    """The CLI: every odd-but-valid file classified, every hostile one a one-line error, no traceback."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    paths = []
+    for name, data in GOOD.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    for name, (data, _) in BAD.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    res = subprocess.run([sys.executable, "-m", "app", "classify", *paths, "--config", "smallest", "--format", "json"],
+                         cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1  # some inputs failed
+    assert "Traceback" not in res.stderr
+    errors = res.stderr.strip().splitlines()
+    assert len(errors) == len(BAD)
+    for name, (_, message) in BAD.items():
+        line = next(e for e in errors if e.startswith(f"error: {tmp_path / name}: "))
+        assert message in line
+    rows = json.loads(res.stdout)
+    assert sorted(Path(r["image"]).name for r in rows) == sorted(GOOD)
