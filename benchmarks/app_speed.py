@@ -13,13 +13,8 @@ Goals (issue 5): <= 150 ms, <= 1.5 s, <= 10 s.
 
 from __future__ import annotations
 
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import os
-import urllib.request
 
 from common import ROOT, header, table
 
@@ -72,32 +67,17 @@ def first_classification(n: int = 5) -> float:
 def cold_start() -> float:
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from app.ui.serve import serving
+
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "app.ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.1)
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"])
-            page = b.new_page()
-            page.goto(url + "/")
-            page.wait_for_selector('[data-testid="stMetricValue"]', timeout=120_000)
-            seconds = time.perf_counter() - t0
-            b.close()
-        return seconds
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serving() as app, sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = b.new_page()
+        page.goto(app.url + "/")
+        page.wait_for_selector('[data-testid="stMetricValue"]', timeout=120_000)
+        seconds = time.perf_counter() - t0
+        b.close()
+    return seconds
 
 
 def main() -> None:

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 
-from common import ROOT, header, table
+from common import header, table
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -37,24 +32,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "app.ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 IDLE = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
@@ -90,18 +67,20 @@ async def session(browser, url: str, n: int, seed: int, latencies: list, errors:
 async def run(sessions: int, interactions: int) -> dict:
     from playwright.async_api import async_playwright
 
-    proc, url = start_server()
-    try:
+    from app.ui.serve import serving
+
+    with serving() as app:
+        url, pid = app.url, app.pid
         latencies: list[float] = []
         errors: list[str] = []
         done: list[int] = []
         warm = max(1, sessions * interactions // 10)
-        rss = {"start": rss_mb(proc.pid)}
+        rss = {"start": rss_mb(pid)}
 
         async def watch() -> None:
             while len(done) < warm:
                 await asyncio.sleep(0.2)
-            rss["warm"] = rss_mb(proc.pid)
+            rss["warm"] = rss_mb(pid)
 
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -111,11 +90,8 @@ async def run(sessions: int, interactions: int) -> dict:
             wall = time.perf_counter() - t0
             await watcher
             await browser.close()
-        rss["end"] = rss_mb(proc.pid)
+        rss["end"] = rss_mb(pid)
         return {"latencies": latencies, "errors": errors, "wall": wall, "rss": rss}
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ horizontal flips, then normalisation.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +76,10 @@ def load_split(root: str | Path, split: str, cache_dir: str | Path | None = None
             arr[i] = _decode(files[i])
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npy")
+            # one temporary file per process: data-parallel ranks may decode at the same time
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, arr)
-            tmp.replace(cache)
+            os.replace(tmp, cache)
     return TensorImages(torch.from_numpy(arr), torch.tensor(labels, dtype=torch.long))
 
 

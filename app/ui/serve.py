@@ -14,8 +14,15 @@ oversubscribed threads make PyTorch on CPU many times slower).
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +59,47 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     sys.argv = ["streamlit", "run", str(ROOT / "streamlit_app.py"), *config_flags(), *args]
     cli.main()
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    pid: int
+
+
+@contextmanager
+def serving(timeout: float = 120.0, env: dict[str, str] | None = None, output=subprocess.DEVNULL) -> Iterator[RunningApp]:
+    """Run the app in a subprocess on 127.0.0.1 and a free port; yields it once ``/_stcore/health`` says ok.
+
+    For tests, benchmarks and screenshots; the server is stopped on exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, stdout=output, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the app exited with code {proc.returncode} before it was healthy") from None
+                if time.time() > deadline:
+                    raise RuntimeError(f"the app did not become healthy within {timeout:.0f} s") from None
+                time.sleep(0.2)
+        yield RunningApp(url, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":
