@@ -43,7 +43,21 @@ def config_flags(path: Path = ROOT / "streamlit_config.toml") -> list[str]:
     return flags
 
 
+def _preload() -> None:
+    """Import torch and the pages while the server starts (the first visitor would wait ~3 s for them)."""
+    import importlib
+
+    for name in ("torch", "app.ui.explore_page", "app.ui.classify_page"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the page import will report the same error properly
+            return
+
+
 def main(argv: list[str] | None = None) -> None:
+    import threading
+
+    threading.Thread(target=_preload, name="preload", daemon=True).start()
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli
 

@@ -1,0 +1,35 @@
+"""The one eval transform equals torchvision's Resize / CenterCrop / ToTensor / Normalize, pixel for pixel."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from app.data import eval_transform, load_image
+
+ROOT = Path(__file__).resolve().parent.parent
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _images() -> list[Image.Image]:
+    out = [load_image(p) for p in sorted((ROOT / "assets" / "samples").glob("*.jpg"))[:4]]
+    for size in ((300, 97), (97, 300), (224, 224), (256, 256), (1024, 683)):
+        out.append(Image.effect_noise(size, 60).convert("RGB"))
+    return out
+
+
+@pytest.mark.parametrize("r", [128, 132, 160, 196, 224])
+def test_eval_transform_equals_torchvision(r):
+    from torchvision import transforms as T
+
+    ref = T.Compose([T.Resize(int(math.ceil(r / 0.875)), interpolation=T.InterpolationMode.BILINEAR),
+                     T.CenterCrop(r), T.ToTensor(), T.Normalize(MEAN, STD)])
+    ours = eval_transform(r, MEAN, STD)
+    for image in _images():
+        a, b = ours(image), ref(image)
+        assert a.shape == (3, r, r)
+        assert torch.equal(a, b)
