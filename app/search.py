@@ -153,8 +153,24 @@ def _feasible(space: _Space, make: Callable[[int], _Pop], n: int, scorer: Scorer
     return _Pop.cat(got), np.concatenate(accs), evaluated
 
 
+def _cached_accuracy(pop: _Pop, scorer: Scorer, acc_key: str, cache: dict[bytes, float]) -> np.ndarray:
+    """Predicted accuracy with a memo: late generations mostly revisit subnets (about 70% under Note10 25 ms).
+    The key ignores choices in blocks skipped by depth, which do not change the network."""
+    a = from_values(pop.ks, pop.e, pop.d, pop.r)
+    act = a.active.astype(np.int16)
+    rows = np.concatenate([pop.ks * act, pop.e * act, pop.d, pop.r[:, None]], axis=1).astype(np.int16)
+    keys = [row.tobytes() for row in rows]
+    missing = [i for i, k in enumerate(keys) if k not in cache]
+    if missing:
+        idx = np.array(missing)
+        vals = scorer(from_values(pop.ks[idx], pop.e[idx], pop.d[idx], pop.r[idx]), [acc_key])[acc_key]
+        for i, v in zip(missing, np.asarray(vals, dtype=np.float64)):
+            cache[keys[i]] = float(v)
+    return np.array([cache[k] for k in keys], dtype=np.float64)
+
+
 def _feasible_groups(makers: Sequence[Callable[[int], _Pop]], ns: Sequence[int], scorer: Scorer, acc_key: str,
-                     budgets: dict, tries: int = 50) -> tuple[list[_Pop], list[np.ndarray], int]:
+                     budgets: dict, tries: int = 50, cache: dict[bytes, float] | None = None) -> tuple[list[_Pop], list[np.ndarray], int]:
     """Like :func:`_feasible` for several groups at once (e.g. mutants and children): exactly ``ns[i]``
     feasible candidates from ``makers[i]`` where possible, every try scored in one batch."""
     got: list[list[_Pop]] = [[] for _ in ns]
@@ -179,7 +195,8 @@ def _feasible_groups(makers: Sequence[Callable[[int], _Pop]], ns: Sequence[int],
         chosen = _Pop.cat([c.take(idx) for _, c, idx in keep if len(idx)]) if any(len(k[2]) for k in keep) else None
         if chosen is None:
             continue
-        acc = np.asarray(scorer(from_values(chosen.ks, chosen.e, chosen.d, chosen.r), [acc_key])[acc_key], dtype=np.float64)
+        acc = _cached_accuracy(chosen, scorer, acc_key, cache) if cache is not None else np.asarray(
+            scorer(from_values(chosen.ks, chosen.e, chosen.d, chosen.r), [acc_key])[acc_key], dtype=np.float64)
         start = 0
         for i, c, idx in keep:
             if not len(idx):
@@ -266,6 +283,7 @@ def search(
         m = scorer(from_values(smallest.ks, smallest.e, smallest.d, smallest.r), list(limits))
         floor = ", ".join(f"{k} {float(m[BUDGETS[k]][0]) / (1e6 if k in ('macs', 'params') else 1):.4g}" for k in budgets)
         raise ValueError(f"budget infeasible: too few subnets meet {budgets} (the smallest subnet needs {floor})")
+    acc_cache: dict[bytes, float] = {}
     n_parents = max(1, int(round(parent_ratio * population)))
     n_mut = int(round(mutation_ratio * population))
     history = []
@@ -282,7 +300,8 @@ def search(
         def children(n: int) -> _Pop:
             return space.crossover(parents.take(rng.integers(0, n_parents, n)), parents.take(rng.integers(0, n_parents, n)))
 
-        new, new_acc, ev = _feasible_groups([mutants, children], [n_mut, population - n_parents - n_mut], scorer, acc_key, limits)
+        new, new_acc, ev = _feasible_groups([mutants, children], [n_mut, population - n_parents - n_mut], scorer, acc_key, limits,
+                                            cache=acc_cache)
         evaluated += ev
         pop, acc = _Pop.cat([parents, *new]), np.concatenate([parent_acc, *new_acc])
     best = int(np.argmax(acc))
