@@ -135,8 +135,8 @@ def fit_correction(rows: list[dict]) -> dict:
     x = np.array([r["table_ms"] for r in rows])
     y = np.array([r["measured_ms"] for r in rows])
     scale, offset = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
-    if scale <= 0:  # degenerate (e.g. too few subnets): fall back to a pure ratio
-        scale, offset = float(np.median(y / x)), 0.0
+    if scale <= 0 or offset < 0:  # a fixed overhead cannot be negative: fit a pure ratio instead
+        scale, offset = float(x @ y / (x @ x)), 0.0
     return {"scale": round(float(scale), 5), "offset_ms": round(float(offset), 4), "subnets": len(rows)}
 
 
