@@ -110,3 +110,13 @@ def carbon_vs_n_chart(frame: pd.DataFrame, value: str, title: str) -> alt.Chart:
         color=alt.Color("method:N", legend=alt.Legend(orient="bottom", title=None)),
         tooltip=["method", "N", alt.Tooltip(f"{value}:Q", format=",.0f")],
     ).properties(height=300)
+
+
+def history_chart(history: list[float]) -> alt.Chart:
+    """Best predicted accuracy per generation of a search (y axis zoomed to the data)."""
+    df = pd.DataFrame({"generation": range(len(history)), "accuracy": history})
+    return alt.Chart(df).mark_line(color="#c0392b").encode(
+        x=alt.X("generation:Q", title="generation"),
+        y=alt.Y("accuracy:Q", title="best predicted top-1 (%)", scale=alt.Scale(zero=False)),
+        tooltip=["generation", alt.Tooltip("accuracy:Q", format=".2f")],
+    ).properties(height=180)

@@ -16,7 +16,7 @@ def render() -> None:
     card = net.card
     st.title("Specialise for a device")
     st.caption("OFA's evolutionary search (population 100, parents 25%, mutation 50%, mutate probability 0.1) over the "
-               "batched predictors: the most accurate subnet within your budget, in about a second.")
+               "batched predictors: the most accurate subnet within your budget, in a few seconds on a laptop CPU.")
     targets = metrics.targets()
     names = [t.name for t in targets]
     hw = state.hardware(names)
@@ -61,7 +61,7 @@ def render() -> None:
     cols[1].metric("Energy", f"{m['energy_mj']:.2f} mJ")
     cols[2].metric("MACs", f"{m['macs'] / 1e6:.0f} M")
     cols[3].metric("Params", f"{m['params'] / 1e6:.2f} M")
-    st.line_chart({"best predicted accuracy (%)": res.history}, x_label="generation", height=200)
+    st.altair_chart(charts.history_chart(res.history), width="stretch")
     b1, b2 = st.columns(2)
     if b1.button("Load into Explore", key="sp_load"):
         state.set_config(res.config)
