@@ -18,6 +18,8 @@ from app.presets import specialised
 from app.space import SubnetConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# the published reference files (beside the project, not bundled in full): these oracle tests need them
+needs_reference = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/reference (published reference data) not present")
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,7 @@ def ofa_tutorial():
     return LT
 
 
+@needs_reference
 def test_note10_lut_equals_reference(ofa_tutorial):
     ref = ofa_tutorial.LatencyTable(device="note10")
     rng = random.Random(0)
@@ -65,6 +68,7 @@ def test_interpolation_and_out_of_range():
     assert out.value is None and "160-224" in out.note
 
 
+@needs_reference
 def test_ofa_accuracy_predictor_equals_reference():
     from ofa.tutorial.accuracy_predictor import AccuracyPredictor
 
@@ -98,6 +102,7 @@ def test_calibration_error_is_stated_and_small():
     assert p.accuracy_imagenet_val.value < p.accuracy_imagenet_holdout.value  # holdout runs above val
 
 
+@needs_reference
 def test_help_gpu_models_heldout_mape_recomputed():
     """Recompute the held-out error of the bundled HELP fits on the untouched 20% split."""
     from app.predictors.gpu import HELP_FILE, features
