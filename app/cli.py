@@ -155,9 +155,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_calibrate_hardware(args: argparse.Namespace) -> int:
     import torch
 
-    from app.predictors.calibrate_hardware import calibrate_hardware, save_table
+    from app.predictors.calibrate_hardware import DEFAULT_RESOLUTIONS, calibrate_hardware, save_table
     from app.predictors.hardware import user_hardware_dir
-    from app.predictors.calibrate_hardware import DEFAULT_RESOLUTIONS
     from app.space import RESOLUTION_CHOICES
     from app.weights import load_supernet
 
@@ -189,12 +188,14 @@ class _ProgressBar:
     """A one-line progress bar on stderr."""
 
     def __init__(self) -> None:
-        self.t0 = __import__("time").time()
         self.last = ""
+        self.shown = 0.0
 
     def __call__(self, done: int, total: int, what: str) -> None:
-        now = __import__("time").time()
-        if done < total and now - getattr(self, "shown", 0.0) < 0.25:
+        import time
+
+        now = time.time()
+        if done < total and now - self.shown < 0.25:  # at most 4 redraws a second
             return
         self.shown = now
         frac = done / max(total, 1)

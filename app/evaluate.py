@@ -54,3 +54,18 @@ def measure_accuracy(
         if progress:
             progress(min(1.0, (i + len(chunk)) / len(items)))
     return 100.0 * correct / len(items)
+
+
+@torch.inference_mode()
+def top1_on_tensors(subnet: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mean, std, batch: int = 50) -> float:
+    """Top-1 (%) of ``subnet`` (BN statistics final) on decoded uint8 images (N×3×H×W), centre-cropped at
+    its config's resolution; BN is folded into the convolutions first (same outputs, faster)."""
+    from app.train.dataset import center_batch  # imports torchvision: only measurement scripts need it
+
+    folded = subnet.fold_batchnorm()
+    r = subnet.config.r
+    correct = 0
+    for i in range(0, len(images), batch):
+        x = center_batch(images[i : i + batch], r, mean, std).contiguous(memory_format=torch.channels_last)
+        correct += (folded(x).argmax(1) == labels[i : i + batch]).sum().item()
+    return 100.0 * correct / len(images)

@@ -102,24 +102,6 @@ def predictor_scorer(hardware: str, supernet_sha256: str | None = None, width_mu
     return score
 
 
-def _evaluate(pop: _Pop, scorer: Scorer, acc_key: str, budgets: dict[str, float]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Accuracy, feasibility and metrics; the accuracy predictor only runs on feasible candidates."""
-    a = from_values(pop.ks, pop.e, pop.d, pop.r)
-    ok = np.ones(len(pop), dtype=bool)
-    m: dict[str, np.ndarray] = {}
-    if budgets:
-        m = scorer(a, list(budgets))
-        for key, limit in budgets.items():
-            v = np.asarray(m[key], dtype=np.float64)
-            ok &= np.isfinite(v) & (v <= limit)
-    acc = np.full(len(pop), np.nan)
-    if ok.any():
-        sub = a if ok.all() else from_values(pop.ks[ok], pop.e[ok], pop.d[ok], pop.r[ok])
-        acc[ok] = scorer(sub, [acc_key])[acc_key]
-    ok &= np.isfinite(acc)
-    return acc, ok, m
-
-
 def _within_budgets(pop: _Pop, scorer: Scorer, budgets: dict[str, float]) -> np.ndarray:
     """Which candidates meet every budget (NaN, e.g. outside a latency table's range, does not)."""
     ok = np.ones(len(pop), dtype=bool)
@@ -132,25 +114,11 @@ def _within_budgets(pop: _Pop, scorer: Scorer, budgets: dict[str, float]) -> np.
 
 
 def _feasible(space: _Space, make: Callable[[int], _Pop], n: int, scorer: Scorer, acc_key: str, budgets: dict, tries: int = 50):
-    """n feasible candidates from ``make`` (rejection sampling), with their scores."""
-    got: list[_Pop] = []
-    accs: list[np.ndarray] = []
-    evaluated = 0
-    have = 0
-    for _ in range(tries):
-        cand = make(int(1.25 * (n - have)) + 4)
-        acc, ok, _ = _evaluate(cand, scorer, acc_key, budgets)
-        evaluated += len(cand)
-        idx = np.flatnonzero(ok)[: n - have]
-        if len(idx):
-            got.append(cand.take(idx))
-            accs.append(acc[idx])
-            have += len(idx)
-        if have >= n:
-            break
-    if have == 0:
+    """n feasible candidates from ``make`` (rejection sampling), with their scores; (None, None, evaluated) if none."""
+    pops, accs, evaluated = _feasible_groups([make], [n], scorer, acc_key, budgets, tries)
+    if not pops:
         return None, None, evaluated
-    return _Pop.cat(got), np.concatenate(accs), evaluated
+    return pops[0], accs[0], evaluated
 
 
 def _cached_accuracy(pop: _Pop, scorer: Scorer, acc_key: str, cache: dict[bytes, float]) -> np.ndarray:
@@ -171,8 +139,8 @@ def _cached_accuracy(pop: _Pop, scorer: Scorer, acc_key: str, cache: dict[bytes,
 
 def _feasible_groups(makers: Sequence[Callable[[int], _Pop]], ns: Sequence[int], scorer: Scorer, acc_key: str,
                      budgets: dict, tries: int = 50, cache: dict[bytes, float] | None = None) -> tuple[list[_Pop], list[np.ndarray], int]:
-    """Like :func:`_feasible` for several groups at once (e.g. mutants and children): exactly ``ns[i]``
-    feasible candidates from ``makers[i]`` where possible, every try scored in one batch."""
+    """Rejection sampling for several groups at once (e.g. mutants and children): up to ``ns[i]``
+    feasible candidates from ``makers[i]``, every try scored in one batch."""
     got: list[list[_Pop]] = [[] for _ in ns]
     accs: list[list[np.ndarray]] = [[] for _ in ns]
     have = [0] * len(ns)

@@ -25,6 +25,7 @@ import torch  # noqa: E402
 
 from app.calibrate import FAST_CALIBRATION_IMAGES, recalibrate_bn, recalibrate_fast  # noqa: E402
 from app.costs import count_macs  # noqa: E402
+from app.evaluate import top1_on_tensors  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
 from app.train.dataset import center_batch, load_split  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
@@ -39,15 +40,6 @@ SUBNETS = {
 }
 RESOLUTIONS = (128, 160, 192, 224)
 BEGIN, END = "<!-- measured-table:begin -->", "<!-- measured-table:end -->"
-
-
-@torch.no_grad()
-def top1(sub, val, r, mean, std, batch=50) -> float:
-    correct = 0
-    for i in range(0, len(val), batch):
-        x = center_batch(val.images[i : i + batch], r, mean, std).contiguous(memory_format=torch.channels_last)
-        correct += (sub(x).argmax(1) == val.labels[i : i + batch]).sum().item()
-    return 100.0 * correct / len(val)
 
 
 def main() -> None:
@@ -84,10 +76,10 @@ def main() -> None:
         t = time.time()
         sub = net.extract(cfg)
         recalibrate_bn(sub, (center_batch(train.images[idx[i : i + 100]], r, card.mean, card.std) for i in range(0, len(idx), 100)))
-        acc_ofa = top1(sub.fold_batchnorm(), val, r, card.mean, card.std)
+        acc_ofa = top1_on_tensors(sub, val.images, val.labels, card.mean, card.std)
         fast = net.extract(cfg)
         recalibrate_fast(fast, card)
-        acc_fast = top1(fast.fold_batchnorm(), val, r, card.mean, card.std)
+        acc_fast = top1_on_tensors(fast, val.images, val.labels, card.mean, card.std)
         row = {"subnet": name, "config": cfg.to_compact(), "r": r, "top1_bn2000": acc_ofa, "top1_fast": acc_fast,
                "sha256": card.sha256, "seconds": round(time.time() - t, 1)}
         rows.append(row)

@@ -28,8 +28,9 @@ import torch  # noqa: E402
 
 from app.calibrate import recalibrate_fast  # noqa: E402
 from app.costs import count_macs, count_params  # noqa: E402
+from app.evaluate import top1_on_tensors  # noqa: E402
 from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, RESOLUTION_CHOICES, SubnetConfig  # noqa: E402
-from app.train.dataset import center_batch, load_split  # noqa: E402
+from app.train.dataset import load_split  # noqa: E402
 from app.weights import load_supernet  # noqa: E402
 
 OUT = ROOT / "pretrained" / "predictors" / "imagenette_acc_dataset.csv"
@@ -71,15 +72,6 @@ def stratified_configs(n: int, seed: int) -> list[SubnetConfig]:
     return out
 
 
-@torch.no_grad()
-def top1(sub, images, labels, r, mean, std, batch=50) -> float:
-    correct = 0
-    for i in range(0, len(images), batch):
-        x = center_batch(images[i : i + batch], r, mean, std).contiguous(memory_format=torch.channels_last)
-        correct += (sub(x).argmax(1) == labels[i : i + batch]).sum().item()
-    return 100.0 * correct / len(images)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/imagenette"))
@@ -113,7 +105,7 @@ def main() -> None:
             t = time.time()
             sub = net.extract(cfg)
             recalibrate_fast(sub, card)
-            acc = top1(sub.fold_batchnorm(), images, labels, cfg.r, card.mean, card.std)
+            acc = top1_on_tensors(sub, images, labels, card.mean, card.std)
             macs = count_macs(cfg, card.width_mult, card.num_classes)
             params = count_params(cfg, card.width_mult, card.num_classes)
             w.writerow({"config": cfg.to_compact(), "r": cfg.r, "macs_m": f"{macs / 1e6:.2f}", "params_m": f"{params / 1e6:.3f}",

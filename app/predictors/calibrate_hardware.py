@@ -81,15 +81,15 @@ def _layers_with_inputs(sub: nn.Module, r: int) -> list[tuple[nn.Module, torch.T
     return out
 
 
-def measure_table(net, r: int, progress: Progress | None = None, done: int = 0, total: int = 0,
-                  subnets: dict[tuple[int, int], nn.Module] | None = None) -> dict[str, float]:
-    """Milliseconds per layer key at resolution ``r`` (each distinct key timed once)."""
+def measure_table(net, r: int, subnets: dict[tuple[int, int], nn.Module], progress: Progress | None = None,
+                  done: int = 0, total: int = 0) -> dict[str, float]:
+    """Milliseconds per layer key at resolution ``r`` (each distinct key timed once); ``subnets``:
+    the uniform depth-4 subnet of every (kernel, expand) pair, whose layers are timed."""
     fixed_keys, block_keys = layer_keys(r, net.card.width_mult, net.card.num_classes)
     table: dict[str, float] = {}
     for ki, k in enumerate(KERNEL_CHOICES):
         for ei, e in enumerate(EXPAND_CHOICES):
-            sub = subnets[(k, e)] if subnets else net.extract(SubnetConfig.uniform(k, e, MAX_DEPTH, r))
-            layers = _layers_with_inputs(sub, r)
+            layers = _layers_with_inputs(subnets[(k, e)], r)
             keys = [fixed_keys[0], fixed_keys[1], *[block_keys[b][ki][ei] for b in range(NUM_BLOCKS)], *fixed_keys[2:]]
             for key, (module, x) in zip(keys, layers):
                 if key in table:
@@ -170,7 +170,7 @@ def calibrate_hardware(
     tables: dict[str, dict[str, float]] = {}
     done = 0
     for r in sorted(resolutions):
-        tables[str(r)] = {k: round(v, 5) for k, v in measure_table(net, r, progress, done, total, subnets).items()}
+        tables[str(r)] = {k: round(v, 5) for k, v in measure_table(net, r, subnets, progress, done, total).items()}
         done += len(tables[str(r)])
     table = LatencyTable(name, {int(r): t for r, t in tables.items()}, w, c)
     correction = {"scale": 1.0, "offset_ms": 0.0, "subnets": 0}

@@ -41,16 +41,11 @@ def user_hardware_dir() -> Path:
 
 
 # ----------------------------------------------------------------------- registry
-@lru_cache(maxsize=1)
-def _note10() -> LatencyTable:
-    doc = json.loads((PRETRAINED / "latency" / "note10.json").read_text("utf-8"))
-    return LatencyTable("Note10", {int(r): t for r, t in doc["tables"].items()})
-
-
-@lru_cache(maxsize=1)
-def _ultra96() -> LatencyTable:
-    doc = json.loads((PRETRAINED / "latency" / "fpga_ultra96.json").read_text("utf-8"))
-    return LatencyTable("Ultra96-v2 FPGA", {int(r): t for r, t in doc["tables"].items()})
+@lru_cache(maxsize=4)
+def _published_table(file: str, name: str) -> LatencyTable:
+    """A bundled published lookup table (``pretrained/latency/<file>``)."""
+    doc = json.loads((PRETRAINED / "latency" / file).read_text("utf-8"))
+    return LatencyTable(name, {int(r): t for r, t in doc["tables"].items()})
 
 
 def _measured_tables() -> list[Path]:
@@ -90,9 +85,9 @@ def _load_measured(path: str, mtime: float) -> tuple[HardwareTarget, LatencyTabl
 
 def _registry() -> dict[str, tuple[HardwareTarget, LatencyModel]]:
     reg: dict[str, tuple[HardwareTarget, LatencyModel]] = {}
-    note10 = _note10()
+    note10 = _published_table("note10.json", "Note10")
     reg["note10"] = (HardwareTarget("note10", "Samsung Galaxy Note10 (CPU)", "published", NOTE10_SOURCE, note10.range), note10)
-    ultra96 = _ultra96()
+    ultra96 = _published_table("fpga_ultra96.json", "Ultra96-v2 FPGA")
     reg["ultra96"] = (HardwareTarget("ultra96", "Xilinx Ultra96-v2 FPGA (DPU B2304, int8)", "published", ULTRA96_SOURCE,
                                      ultra96.range), ultra96)
     for path in _measured_tables():

@@ -103,33 +103,32 @@ class LatencyTable:
         if not (np.isfinite(scale) and scale > 0 and np.isfinite(offset_ms)):
             raise ValueError(f"latency table {name}: correction must have a positive scale and a finite offset")
         self.scale, self.offset_ms = float(scale), float(offset_ms)  # end-to-end = scale * sum of layers + offset
+        self._grid, self._fixed, self._blocks = self._dense()
+
+    def _dense(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fixed (R,) and block (R, 20, 3, 3) latencies at every resolution of the space inside the
+        tabled range (interpolated once: the interpolation is linear in the table entries)."""
+        rs = np.array(self.resolutions)
+        fixed = np.array([t.fixed for t in self.compiled.values()])
+        blocks = np.stack([t.blocks for t in self.compiled.values()])
+        grid = np.arange(rs[0], rs[-1] + 1, 4)
+        lo = np.clip(np.searchsorted(rs, grid, side="right") - 1, 0, len(rs) - 1)
+        hi = np.minimum(lo + 1, len(rs) - 1)
+        span = np.where(rs[hi] > rs[lo], rs[hi] - rs[lo], 1)
+        f = np.where(rs[hi] > rs[lo], (grid - rs[lo]) / span, 0.0)
+        dense_fixed = (1 - f) * fixed[lo] + f * fixed[hi]
+        dense_blocks = (1 - f)[:, None, None, None] * blocks[lo] + f[:, None, None, None] * blocks[hi]
+        for arr in (grid, dense_fixed, dense_blocks):
+            arr.setflags(write=False)
+        return grid, dense_fixed, dense_blocks
 
     @property
     def range(self) -> tuple[int, int]:
         return self.resolutions[0], self.resolutions[-1]
 
-    def _dense(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Fixed (R,) and block (R, 20, 3, 3) latencies at every resolution of the space inside the
-        tabled range (interpolated once: the interpolation is linear in the table entries)."""
-        if getattr(self, "_dense_cache", None) is None:
-            rs = np.array(self.resolutions)
-            fixed = np.array([t.fixed for t in self.compiled.values()])
-            blocks = np.stack([t.blocks for t in self.compiled.values()])
-            grid = np.arange(rs[0], rs[-1] + 1, 4)
-            lo = np.clip(np.searchsorted(rs, grid, side="right") - 1, 0, len(rs) - 1)
-            hi = np.minimum(lo + 1, len(rs) - 1)
-            span = np.where(rs[hi] > rs[lo], rs[hi] - rs[lo], 1)
-            f = np.where(rs[hi] > rs[lo], (grid - rs[lo]) / span, 0.0)
-            dense_fixed = (1 - f) * fixed[lo] + f * fixed[hi]
-            dense_blocks = (1 - f)[:, None, None, None] * blocks[lo] + f[:, None, None, None] * blocks[hi]
-            for arr in (grid, dense_fixed, dense_blocks):
-                arr.setflags(write=False)
-            self._dense_cache = (grid, dense_fixed, dense_blocks)
-        return self._dense_cache
-
     def batch(self, a: ConfigArrays) -> np.ndarray:
         """Latency (ms) per config; NaN outside the tabled resolution range."""
-        grid, fixed, blocks = self._dense()
+        grid, fixed, blocks = self._grid, self._fixed, self._blocks
         out = np.full(len(a), np.nan)
         inside = (a.r >= grid[0]) & (a.r <= grid[-1]) & ((a.r - grid[0]) % 4 == 0)
         if not inside.any():

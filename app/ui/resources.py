@@ -45,11 +45,9 @@ def _load(path: str | None) -> tuple[OFASupernet | None, str | None]:
 
 def _warm_up(net: OFASupernet) -> None:
     """Build the predictors' lookup arrays once at start-up, so the first slider move is as fast as the rest."""
-    from app.predictors import predict, predict_batch
+    from app.predictors import predict
 
-    cfg = SubnetConfig.largest()
-    predict(cfg, "note10", net.card)
-    predict_batch([cfg], "note10", net.card.sha256, net.card.width_mult, net.card.num_classes)
+    predict(SubnetConfig.largest(), "note10", net.card)
 
 
 def supernet() -> OFASupernet:
