@@ -46,9 +46,14 @@ def slider_moves(n: int = 15) -> tuple[float, float]:
     return statistics.median(times), statistics.median(tile_times[1:])
 
 
-def first_classification(n: int = 5) -> float:
+def first_classification(n: int = 5, cached: bool = False) -> float:
+    """Config -> extracted, BN-re-estimated subnet -> top-5 of an image, for the largest subnet at r=224.
+
+    ``cached=False``: a config no session has used (the statistics cache is cleared first);
+    ``cached=True``: a config seen before (a preset, a shared link, a slider moved back)."""
     from PIL import Image
 
+    from app.calibrate import clear_statistics_cache
     from app.classify import classify
     from app.space import SubnetConfig
     from app.weights import load_supernet
@@ -57,6 +62,8 @@ def first_classification(n: int = 5) -> float:
     image = Image.open(ROOT / "assets" / "samples" / "church_1.jpg").convert("RGB")
     times = []
     for _ in range(n):
+        if not cached:
+            clear_statistics_cache()
         t = time.perf_counter()
         sub = net.extract(SubnetConfig.largest(224), calibrate=True)
         classify(sub, image, net.card.classes, net.card.mean, net.card.std)
@@ -83,12 +90,14 @@ def cold_start() -> float:
 def main() -> None:
     rerun, tiles = slider_moves()
     first = first_classification()
+    again = first_classification(cached=True)
     cold = cold_start()
     print(header("App speed (issue 5 goals)"))
     print(table(["measure", "this machine", "goal"], [
         ["slider move: whole Explore rerun (server)", f"{rerun * 1000:.0f} ms", "-"],
         ["slider move: metric tiles (server)", f"{tiles * 1000:.1f} ms", "<= 150 ms"],
         ["new config: extract + BN re-estimation + classify, largest r=224", f"{first:.2f} s", "<= 1.5 s"],
+        ["  a config seen before (statistics cached)", f"{again:.2f} s", "-"],
         ["cold start -> first rendered page (browser)", f"{cold:.1f} s", "<= 10 s"],
     ]))
 

@@ -43,7 +43,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import app
-    from app.calibrate import FAST_CALIBRATION_IMAGES, recalibrate_fast
+    from app.calibrate import FAST_CALIBRATION_IMAGES, clear_statistics_cache, recalibrate_fast
     from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
 
     net = app.load_supernet()
@@ -66,7 +66,12 @@ def main() -> None:
 
     # BN recalibration of the largest subnet at 224
     cfg = cfgs["largest r224"]
-    fast = median_time(lambda: recalibrate_fast(net.extract(cfg), net.card), repeat=5)
+    def fast_uncached():
+        clear_statistics_cache()
+        recalibrate_fast(net.extract(cfg), net.card)
+
+    fast = median_time(fast_uncached, repeat=5)
+    fast_cached = median_time(lambda: recalibrate_fast(net.extract(cfg), net.card), repeat=5)
     from app.train.dataset import center_batch, load_split
 
     from common import ROOT
@@ -81,6 +86,8 @@ def main() -> None:
     ofa_s = time.perf_counter() - t
     rows.append([f"BN recalibration, largest r224 (ours: fast path, {FAST_CALIBRATION_IMAGES} bundled images; ref: {args.ofa_images} images)",
                  f"{fast:.3f} s", f"{ofa_s:.1f} s", f"{ofa_s / fast:.0f}x"])
+    rows.append(["  the same config again (statistics from the process-wide cache)",
+                 f"{fast_cached * 1e3:.1f} ms", f"{ofa_s:.1f} s", f"{ofa_s / fast_cached:.0f}x"])
     print(header("Extraction and BN recalibration vs the reference ofa package"))
     print(table(["operation", "this project (median)", "reference ofa", "speed-up"], rows))
     print("\nGoals (issue 2): extraction of the largest subnet <= 20 ms; interactive recalibration <= 0.5 s at r=224.")

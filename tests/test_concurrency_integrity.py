@@ -73,3 +73,32 @@ def test_atomic_write_survives_a_killed_writer(tmp_path):
     assert all(p.name.startswith(".table.json.") for p in leftovers)
     atomic_write_bytes(target, b'{"version": 3}')
     assert target.read_bytes() == b'{"version": 3}'
+
+
+def test_cached_statistics_equal_a_fresh_reestimation():
+    """A config seen before gets its BN statistics from the process-wide cache: identical
+    outputs, no recomputation, and the shared supernet stays untouched."""
+    import torch
+
+    from app.calibrate import cached_statistics, clear_statistics_cache
+
+    net = app.load_supernet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    cfg = app.SubnetConfig.random(5, r=128)
+    clear_statistics_cache()
+    fresh = net.extract(cfg, calibrate=True)
+    assert cached_statistics() == 1
+    again = net.extract(cfg, calibrate=True)
+    assert cached_statistics() == 1
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), again(x))
+        # and they differ from the statistics taken over from the supernet (they were re-estimated)
+        assert not torch.equal(fresh(x), net.extract(cfg)(x))
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    # a config differing only in blocks skipped by depth is the same network: served from the cache
+    same = app.SubnetConfig.from_dict({**cfg.to_dict(), "ks": [7 if i % 4 == 3 and cfg.d[i // 4] < 4 else k
+                                                              for i, k in enumerate(cfg.ks)]})
+    assert same == cfg
+    net.extract(same, calibrate=True)
+    assert cached_statistics() == 1

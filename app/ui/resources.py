@@ -44,10 +44,15 @@ def _load(path: str | None) -> tuple[OFASupernet | None, str | None]:
 
 
 def _warm_up(net: OFASupernet) -> None:
-    """Build the predictors' lookup arrays once at start-up, so the first slider move is as fast as the rest."""
+    """Build the predictors' lookup arrays once at start-up, so the first slider move is as fast as the rest;
+    re-estimate the default subnet's BN statistics in the background, so the first classification
+    of the default view finds them cached."""
     from app.predictors import predict
+    from app.ui.state import DEFAULT_CONFIG
 
     predict(SubnetConfig.largest(), "note10", net.card)
+    threading.Thread(target=net.extract, args=(DEFAULT_CONFIG,), kwargs={"calibrate": True},
+                     name="calibrate-default", daemon=True).start()
 
 
 def supernet() -> OFASupernet:
