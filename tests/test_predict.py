@@ -121,6 +121,21 @@ def test_help_gpu_models_heldout_mape_recomputed():
         assert mape < 5
 
 
+def test_gpu_latency_covers_helps_whole_resolution_range():
+    """HELP measured r = 128..224, so every GPU target has a latency there. At batch 64 latency
+    grows with the image area; at batch 1 it is launch-bound and flat in r (as HELP's data is)."""
+    gpus = [t.name for t in P.hardware_targets() if t.name.startswith("gpu-")]
+    assert len(gpus) == 12
+    for name in gpus:
+        small, large = (P.predict(SubnetConfig.largest(r), name).latency for r in (128, 224))
+        assert small.value is not None and large.value is not None and small.value > 0, name
+        assert "held-out MAPE" in small.note
+        if name.endswith("-b64"):
+            assert large.value > 2 * small.value, name
+        if name.endswith("-b1"):
+            assert abs(large.value / small.value - 1) < 0.15, name
+
+
 def test_speed_one_and_batch():
     cfg = SubnetConfig.random(1)
     P.predict(cfg, "note10")
