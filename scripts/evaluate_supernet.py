@@ -60,6 +60,8 @@ def main() -> None:
     # rows are appended as measured and reused on the next run (same weights), cheapest first
     seconds = (card.extra or {}).get("seconds_per_phase", {})
     hours = {k: v / 3600 for k, v in seconds.items()}
+    lineage = (card.extra or {}).get("lineage", [])  # earlier runs these weights continue
+    earlier_hours = sum(sum(run.get("seconds_per_phase", {}).values()) for run in lineage) / 3600
     rows_path = ROOT / "pretrained" / "model_card_rows.jsonl"
     rows = []
     if rows_path.is_file():
@@ -100,6 +102,7 @@ def main() -> None:
         "cells_total": total,
         "bn2000_minus_fast_pp": {"mean": sum(diffs) / len(diffs), "min": min(diffs), "max": max(diffs)},
         "hours_per_phase": hours,
+        "hours_earlier_runs": earlier_hours,
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
         "commit": commit,
         "minutes": (time.time() - t_all) / 60,
@@ -115,6 +118,13 @@ def main() -> None:
     status = "" if complete else (f"**{len(rows)} of {total} cells measured so far** (the rest are 'pending'; rerun the "
                                   "script to continue where it stopped). ")
     phases = ", ".join(f"{k} {v:.2f} h" for k, v in hours.items())
+    recipe_name = ((card.extra or {}).get("recipe") or {}).get("name", "?")
+    hours_line = f"Training wall-clock per phase (2 shared CPU cores), recipe {recipe_name}: {phases}; {sum(hours.values()):.2f} h."
+    for run in lineage:
+        run_phases = ", ".join(f"{k} {v / 3600:.2f} h" for k, v in run.get("seconds_per_phase", {}).items())
+        hours_line += f" Continued from recipe {run.get('recipe')} ({run_phases})."
+    if lineage:
+        hours_line += f" Total {sum(hours.values()) + earlier_hours:.2f} h."
     text = "\n".join([
         BEGIN,
         f"{status}Top-1 (%) on the full Imagenette val set ({len(val)} images), BN re-estimated on {len(idx)} training images "
@@ -125,7 +135,7 @@ def main() -> None:
         "",
         *table,
         "",
-        f"Training wall-clock per phase (2 shared CPU cores): {phases}; total {sum(hours.values()):.2f} h.",
+        hours_line,
         END,
     ])
     md_path = ROOT / "pretrained" / "MODEL_CARD.md"

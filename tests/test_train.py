@@ -102,6 +102,9 @@ def test_init_from_starts_with_given_weights(tiny_imagenette, tmp_path):
     import torch
 
     assert all(torch.equal(a, b) for a, b in zip(trainer.net.state_dict().values(), start.state_dict().values()))
+    # the new run inherits the training history of the weights it starts from
+    assert trainer.lineage[-1]["sha256"] == start.card.sha256
+    assert trainer.lineage[-1]["seconds_per_phase"] == start.card.extra.get("seconds_per_phase", {})
     recipe.init_from = str(tmp_path / "missing.safetensors")
     with pytest.raises((ValueError, FileNotFoundError, OSError)):
         Trainer(recipe, tiny_imagenette, tmp_path / "run2", progress=False)

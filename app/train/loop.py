@@ -148,6 +148,19 @@ def _allreduce_buffers(net: torch.nn.Module, world: int) -> None:
         off += n
 
 
+def lineage_of(card: SupernetCard) -> list[dict]:
+    """The training history a run continuing from ``card``'s weights inherits: its runs, oldest first,
+    each with recipe name, phases and wall-clock seconds per phase."""
+    extra = card.extra or {}
+    here = {
+        "sha256": card.sha256,
+        "recipe": (extra.get("recipe") or {}).get("name"),
+        "phases_completed": extra.get("phases_completed", []),
+        "seconds_per_phase": extra.get("seconds_per_phase", {}),
+    }
+    return [*extra.get("lineage", []), here]
+
+
 def replica_divergence(net: torch.nn.Module) -> float:
     """Largest |difference| of any parameter or buffer between data-parallel replicas (0.0 when identical)."""
     flat = torch.cat([t.detach().reshape(-1).double() for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()])
@@ -188,12 +201,14 @@ class Trainer:
             provenance=f"trained by this project on Imagenette (recipe {recipe.name} v{recipe.version})",
         )
         self.net = OFASupernet(card, dropout=recipe.dropout).to(self.dist.device)
+        self.lineage: list[dict] = []  # the runs these weights continue, oldest first
         if recipe.init_from:  # continue from earlier weights (e.g. a longer schedule after a short run)
             start = load_project_supernet(Path(recipe.init_from))
             if start.card.width_mult != recipe.width_mult or start.card.num_classes != card.num_classes:
                 raise ValueError(f"recipe init_from {recipe.init_from}: width {start.card.width_mult} / "
                                  f"{start.card.num_classes} classes do not match the recipe")
             self.net.load_state_dict(start.state_dict())
+            self.lineage = lineage_of(start.card)
         if self.dist.world > 1:  # identical start on every rank
             for t in list(self.net.parameters()) + list(self.net.buffers()):
                 dist.broadcast(t.data, 0)
@@ -270,6 +285,7 @@ class Trainer:
             return
         card = self.net.card
         card.extra = {
+            "lineage": self.lineage,
             "recipe": self.recipe.to_dict(),
             "phases_completed": [p.name for p in self.recipe.phases[: phase_idx + 1]],
             "seconds_per_phase": dict(self.state["seconds"]),
