@@ -67,8 +67,10 @@ def main() -> None:
     if rows_path.is_file():
         rows = [r for r in map(json.loads, rows_path.read_text("utf-8").splitlines()) if r.get("sha256") == card.sha256]
     done = {(r["subnet"], r["r"]) for r in rows}
+    # the two cells with targets first (largest at r=224, smallest at r=128), then the rest cheapest first
+    targets = [("largest (d4 e6 k7)", 224), ("smallest (d2 e3 k3)", 128)]
     todo = sorted(((name, r) for name in SUBNETS for r in RESOLUTIONS if (name, r) not in done),
-                  key=lambda nr: count_macs(SUBNETS[nr[0]].replace(r=nr[1]), card.width_mult, card.num_classes))
+                  key=lambda nr: (nr not in targets, count_macs(SUBNETS[nr[0]].replace(r=nr[1]), card.width_mult, card.num_classes)))
     print(f"{len(done)} cells measured before, {len(todo)} to go", flush=True)
     if args.report_only:
         todo = []
