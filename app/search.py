@@ -72,14 +72,17 @@ class _Space:
 
     def random(self, n: int) -> _Pop:
         g = self.rng
-        return _Pop(g.choice(self.k, (n, NUM_BLOCKS)), g.choice(self.e, (n, NUM_BLOCKS)),
-                    g.choice(self.d, (n, NUM_STAGES)), g.choice(self.r, n))
+        return _Pop(self.k[g.integers(0, len(self.k), (n, NUM_BLOCKS))], self.e[g.integers(0, len(self.e), (n, NUM_BLOCKS))],
+                    self.d[g.integers(0, len(self.d), (n, NUM_STAGES))], self.r[g.integers(0, len(self.r), n)])
 
     def mutate(self, p: _Pop, prob: float) -> _Pop:
+        """Each choice redrawn uniformly with probability ``prob``."""
         fresh = self.random(len(p))
-        g = self.rng
-        pick = lambda a, b: np.where(g.random(a.shape) < prob, b, a)  # noqa: E731
-        return _Pop(pick(p.ks, fresh.ks), pick(p.e, fresh.e), pick(p.d, fresh.d), pick(p.r, fresh.r))
+        u = self.rng.random((len(p), 2 * NUM_BLOCKS + NUM_STAGES + 1)) < prob  # one draw for every choice
+        ks = np.where(u[:, :NUM_BLOCKS], fresh.ks, p.ks)
+        e = np.where(u[:, NUM_BLOCKS:2 * NUM_BLOCKS], fresh.e, p.e)
+        d = np.where(u[:, 2 * NUM_BLOCKS:-1], fresh.d, p.d)
+        return _Pop(ks, e, d, np.where(u[:, -1], fresh.r, p.r))
 
     def crossover(self, a: _Pop, b: _Pop) -> _Pop:
         g = self.rng

@@ -35,17 +35,19 @@ def encode(cfgs: Sequence[SubnetConfig]) -> ConfigArrays:
     return from_values(ks, es, d, r)
 
 
+_K_LUT = np.zeros(8, dtype=np.int64)  # kernel size -> index among KERNEL_CHOICES
+_E_LUT = np.zeros(7, dtype=np.int64)  # expand ratio -> index among EXPAND_CHOICES
+for _v, _i in K_INDEX.items():
+    _K_LUT[_v] = _i
+for _v, _i in E_INDEX.items():
+    _E_LUT[_v] = _i
+_POS = np.arange(NUM_BLOCKS) % MAX_DEPTH  # position of each block in its stage
+
+
 def from_values(ks: np.ndarray, es: np.ndarray, d: np.ndarray, r: np.ndarray) -> ConfigArrays:
     """From raw value arrays (ks, e in choices; d per stage; r in pixels)."""
-    k_lut = np.zeros(8, dtype=np.int64)
-    for k, i in K_INDEX.items():
-        k_lut[k] = i
-    e_lut = np.zeros(7, dtype=np.int64)
-    for e, i in E_INDEX.items():
-        e_lut[e] = i
-    pos = np.arange(NUM_BLOCKS) % MAX_DEPTH
-    active = pos[None, :] < np.repeat(d, MAX_DEPTH, axis=1)
-    return ConfigArrays(k_lut[ks], e_lut[es], d.astype(np.int64), r.astype(np.int64), active)
+    active = _POS[None, :] < np.repeat(d, MAX_DEPTH, axis=1)
+    return ConfigArrays(_K_LUT[ks], _E_LUT[es], d.astype(np.int64), r.astype(np.int64), active)
 
 
 def ofa_features(a: ConfigArrays) -> np.ndarray:
