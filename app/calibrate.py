@@ -195,6 +195,12 @@ def cached_statistics() -> int:
         return len(_stats)
 
 
+def has_cached_statistics(card, cfg, n: int = FAST_CALIBRATION_IMAGES, chunk: int = FAST_CALIBRATION_CHUNK) -> bool:
+    """Whether :func:`recalibrate_fast` would serve ``cfg`` on these weights from the cache."""
+    with _stats_lock:
+        return bool(getattr(card, "sha256", "")) and (card.sha256, cfg.to_compact(), n, chunk) in _stats
+
+
 def clear_statistics_cache() -> None:
     """Forget every cached re-estimation (benchmarks time the uncached path with it)."""
     with _stats_lock:

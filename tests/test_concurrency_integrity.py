@@ -102,3 +102,25 @@ def test_cached_statistics_equal_a_fresh_reestimation():
     assert same == cfg
     net.extract(same, calibrate=True)
     assert cached_statistics() == 1
+
+
+def test_prefetcher_fills_the_statistics_cache_in_the_background():
+    """The Explore page asks for the shown config's BN statistics in the background (latest request
+    wins); afterwards extraction with calibration is served from the cache."""
+    from app.calibrate import clear_statistics_cache, has_cached_statistics
+    from app.ui.resources import _StatisticsPrefetcher
+
+    net = app.load_supernet()
+    clear_statistics_cache()
+    pre = _StatisticsPrefetcher()
+    cfgs = [app.SubnetConfig.random(s, r=128) for s in (21, 22)]
+    for cfg in cfgs:
+        pre.request(net, cfg)
+    deadline = time.time() + 60
+    while not has_cached_statistics(net.card, cfgs[-1]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert has_cached_statistics(net.card, cfgs[-1])
+    pre.stop()
+    assert not pre._thread.is_alive()
+    pre.request(net, app.SubnetConfig.random(23, r=128))  # after stop: ignored, no new thread
+    assert not pre._thread.is_alive()

@@ -92,6 +92,7 @@ def render() -> None:
                    "(expand ratio × input channels), colour: kernel size; dashed: blocks skipped by depth.")
     _tradeoff(cfg, hw)
     _measure_and_export(cfg)
+    resources.prefetch_statistics(cfg)  # so that Classify / Compare find this subnet calibrated
 
 
 def _editor() -> SubnetConfig:

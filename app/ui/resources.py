@@ -7,6 +7,7 @@ every session extracts its own subnets, kept in a small per-session LRU cache.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 import threading
@@ -44,15 +45,67 @@ def _load(path: str | None) -> tuple[OFASupernet | None, str | None]:
 
 
 def _warm_up(net: OFASupernet) -> None:
-    """Build the predictors' lookup arrays once at start-up, so the first slider move is as fast as the rest;
-    re-estimate the default subnet's BN statistics in the background, so the first classification
-    of the default view finds them cached."""
+    """Build the predictors' lookup arrays once at start-up, so the first slider move is as fast as the rest."""
     from app.predictors import predict
-    from app.ui.state import DEFAULT_CONFIG
 
     predict(SubnetConfig.largest(), "note10", net.card)
-    threading.Thread(target=net.extract, args=(DEFAULT_CONFIG,), kwargs={"calibrate": True},
-                     name="calibrate-default", daemon=True).start()
+
+
+class _StatisticsPrefetcher:
+    """One background thread that re-estimates the BN statistics of the config a page shows
+    (latest request wins), so that classifying it later finds them in the process-wide cache."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._next: tuple[OFASupernet, SubnetConfig] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        atexit.register(self.stop)  # a daemon thread killed inside torch at exit would abort the process
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Finish the re-estimation in progress (if any) and end the thread."""
+        with self._cv:
+            self._stopping = True
+            self._next = None
+            self._cv.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def request(self, net: OFASupernet, cfg: SubnetConfig) -> None:
+        from app.calibrate import has_cached_statistics
+
+        if not net.card.sha256 or has_cached_statistics(net.card, cfg):
+            return
+        with self._cv:
+            if self._stopping:
+                return
+            self._next = (net, cfg)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="bn-prefetch", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while self._next is None and not self._stopping:
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                net, cfg = self._next
+                self._next = None
+            try:
+                net.extract(cfg, calibrate=True)  # fills the statistics cache; the supernet is not touched
+            except Exception as exc:  # pragma: no cover - a prefetch failure only costs the time it saves
+                print(f"bn-prefetch: {cfg.to_compact()}: {exc}", file=sys.stderr)
+
+
+_prefetcher = _StatisticsPrefetcher()
+
+
+def prefetch_statistics(cfg: SubnetConfig) -> None:
+    """Re-estimate ``cfg``'s BN statistics in the background (after the page has rendered)."""
+    _prefetcher.request(supernet(), cfg)
 
 
 def supernet() -> OFASupernet:
