@@ -149,6 +149,12 @@ _stats: "OrderedDict[tuple, tuple[Tensor, ...]]" = OrderedDict()
 STATS_CACHE_ENTRIES = 256  # re-estimated statistics kept per process (largest subnet: ~100 KB each)
 
 
+def _stats_key(card, cfg, n: int, chunk: int) -> tuple | None:
+    """Cache key of a re-estimation: the weights' sha256 and the (normalised) config; None for unhashed weights."""
+    sha = getattr(card, "sha256", "")
+    return (sha, cfg.to_compact(), n, chunk) if sha else None
+
+
 def _bns(model: nn.Module) -> list[nn.BatchNorm2d]:
     return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
 
@@ -166,7 +172,7 @@ def recalibrate_fast(subnet: nn.Module, card, n: int = FAST_CALIBRATION_IMAGES, 
     preset, a shared link, a slider moved back) is restored in milliseconds.
     """
     cfg = subnet.config
-    key = (card.sha256, cfg.to_compact(), n, chunk) if getattr(card, "sha256", "") else None
+    key = _stats_key(card, cfg, n, chunk)
     if key is not None:
         with _stats_lock:
             cached = _stats.get(key)
@@ -197,8 +203,9 @@ def cached_statistics() -> int:
 
 def has_cached_statistics(card, cfg, n: int = FAST_CALIBRATION_IMAGES, chunk: int = FAST_CALIBRATION_CHUNK) -> bool:
     """Whether :func:`recalibrate_fast` would serve ``cfg`` on these weights from the cache."""
+    key = _stats_key(card, cfg, n, chunk)
     with _stats_lock:
-        return bool(getattr(card, "sha256", "")) and (card.sha256, cfg.to_compact(), n, chunk) in _stats
+        return key is not None and key in _stats
 
 
 def clear_statistics_cache() -> None:

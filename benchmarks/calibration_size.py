@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
 from common import ROOT, header, median_time, table
 
-from app.calibrate import clear_statistics_cache, recalibrate_bn, recalibrate_fast
+from app.calibrate import clear_statistics_cache, recalibrate_fast
 from app.evaluate import top1_on_tensors
 from app.space import SubnetConfig
-from app.train.dataset import center_batch, load_split
+from app.train.dataset import load_split, recalibrate_on_training_images
 from app.weights import load_supernet
 
 SUBNETS = {"largest (d4 e6 k7)": SubnetConfig.uniform(7, 6, 4), "smallest (d2 e3 k3)": SubnetConfig.uniform(3, 3, 2)}
@@ -32,9 +31,8 @@ def bn2000(net, cfg: SubnetConfig, name: str, train, val) -> float:
         for row in map(json.loads, rows_path.read_text("utf-8").splitlines()):
             if row.get("sha256") == net.card.sha256 and row["subnet"] == name and row["r"] == cfg.r:
                 return row["top1_bn2000"]
-    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:2000]
     sub = net.extract(cfg)
-    recalibrate_bn(sub, (center_batch(train.images[idx[i:i + 100]], cfg.r, net.card.mean, net.card.std) for i in range(0, 2000, 100)))
+    recalibrate_on_training_images(sub, train, cfg.r, net.card.mean, net.card.std, n=2000)
     return top1_on_tensors(sub, val.images, val.labels, net.card.mean, net.card.std)
 
 

@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from app.calibrate import FAST_CALIBRATION_IMAGES, recalibrate_bn, recalibrate_fast  # noqa: E402
+from app.calibrate import FAST_CALIBRATION_IMAGES, recalibrate_fast  # noqa: E402
 from app.costs import count_macs  # noqa: E402
 from app.evaluate import top1_on_tensors  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
-from app.train.dataset import center_batch, load_split  # noqa: E402
+from app.train.dataset import load_split, recalibrate_on_training_images  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
 
 SUBNETS = {
@@ -56,7 +56,7 @@ def main() -> None:
     cache = ROOT / "runs" / "cache"
     train = load_split(args.data, "train", cache, progress=False)
     val = load_split(args.data, "val", cache, progress=False)
-    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: args.calib_images]
+    n_calib = min(args.calib_images, len(train))  # the first n of a seed-0 permutation of the train split
     # rows are appended as measured and reused on the next run (same weights), cheapest first
     seconds = (card.extra or {}).get("seconds_per_phase", {})
     hours = {k: v / 3600 for k, v in seconds.items()}
@@ -79,7 +79,7 @@ def main() -> None:
         cfg = SUBNETS[name].replace(r=r)
         t = time.time()
         sub = net.extract(cfg)
-        recalibrate_bn(sub, (center_batch(train.images[idx[i : i + 100]], r, card.mean, card.std) for i in range(0, len(idx), 100)))
+        recalibrate_on_training_images(sub, train, r, card.mean, card.std, n=n_calib)
         acc_ofa = top1_on_tensors(sub, val.images, val.labels, card.mean, card.std)
         fast = net.extract(cfg)
         recalibrate_fast(fast, card)
@@ -98,7 +98,7 @@ def main() -> None:
         "supernet": card.name,
         "sha256": card.sha256,
         "val_images": len(val),
-        "calibration": {"ofa_images": len(idx), "fast_images": FAST_CALIBRATION_IMAGES},
+        "calibration": {"ofa_images": n_calib, "fast_images": FAST_CALIBRATION_IMAGES},
         "rows": rows,
         "cells_measured": len(rows),
         "cells_total": total,
@@ -129,7 +129,7 @@ def main() -> None:
         hours_line += f" Total {sum(hours.values()) + earlier_hours:.2f} h."
     text = "\n".join([
         BEGIN,
-        f"{status}Top-1 (%) on the full Imagenette val set ({len(val)} images), BN re-estimated on {len(idx)} training images "
+        f"{status}Top-1 (%) on the full Imagenette val set ({len(val)} images), BN re-estimated on {n_calib} training images "
         f"(OFA's method); in brackets, with the app's fast path ({FAST_CALIBRATION_IMAGES} bundled training images, one batch). "
         f"The 2,000-image re-estimation minus the fast path: mean {result['bn2000_minus_fast_pp']['mean']:+.2f} pp "
         f"(range {result['bn2000_minus_fast_pp']['min']:+.2f} to {result['bn2000_minus_fast_pp']['max']:+.2f} pp). "

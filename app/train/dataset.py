@@ -122,3 +122,13 @@ def center_batch(images: torch.Tensor, r: int, mean, std) -> torch.Tensor:
     m = torch.tensor(mean).view(1, 3, 1, 1) * 255
     s = torch.tensor(std).view(1, 3, 1, 1) * 255
     return (x - m) / s
+
+
+def recalibrate_on_training_images(subnet: torch.nn.Module, train: TensorImages, r: int, mean, std,
+                                   n: int = 2000, seed: int = 0, batch: int = 100) -> int:
+    """OFA's BN re-estimation (``set_running_statistics``) of ``subnet`` on ``n`` training images
+    drawn with ``seed``, centre-cropped at resolution ``r``; returns the number of images used."""
+    from app.calibrate import recalibrate_bn
+
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+    return recalibrate_bn(subnet, (center_batch(train.images[idx[i : i + batch]], r, mean, std) for i in range(0, len(idx), batch)))

@@ -29,11 +29,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from app.calibrate import recalibrate_bn
 from app.data import IMAGENETTE_CLASSES
 from app.space import SubnetConfig
 from app.supernet import OFASupernet, SupernetCard
-from app.train.dataset import TensorImages, augment_batch, center_batch, load_split
+from app.train.dataset import TensorImages, augment_batch, center_batch, load_split, recalibrate_on_training_images
 from app.train.recipe import Phase, Recipe
 from app.weights import atomic_write_text, load_project_supernet, save_supernet
 
@@ -108,9 +107,7 @@ def evaluate(
     sub = net.extract(cfg)
     card = net.card
     if train is not None and calib_images > 0:
-        g = torch.Generator().manual_seed(1234)
-        idx = torch.randperm(len(train), generator=g)[:calib_images]
-        recalibrate_bn(sub, (center_batch(train.images[idx[i : i + batch]], cfg.r, card.mean, card.std) for i in range(0, len(idx), batch)))
+        recalibrate_on_training_images(sub, train, cfg.r, card.mean, card.std, n=calib_images, seed=1234, batch=batch)
     order = torch.arange(len(val))
     if limit and limit < len(val):  # a fixed, class-balanced-in-expectation subset
         order = torch.randperm(len(val), generator=torch.Generator().manual_seed(4321))[:limit]
