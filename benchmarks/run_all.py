@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["extraction.py", "search_vs_reference.py", "app_speed.py"]
+SCRIPTS = ["extraction.py", "search_vs_reference.py", "app_speed.py", "cpu_latency_table.py"]
 
 
 def main() -> int:

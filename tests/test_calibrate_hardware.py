@@ -80,3 +80,19 @@ def test_fast_calibration_images_are_class_balanced():
     files = class_balanced(sorted(calibration_dir().glob("*.jpg")))[:FAST_CALIBRATION_IMAGES]
     counts = np.unique([p.name.split("_")[0] for p in files], return_counts=True)[1]
     assert len(counts) == 10 and counts.max() - counts.min() <= 1
+
+
+def test_layers_timed_in_context_add_up_to_the_network():
+    import torch
+
+    import app
+    from app.predictors.calibrate_hardware import end_to_end_ms, layer_times_in_context
+
+    torch.set_num_threads(1)
+    cfg = SubnetConfig.random(3, r=128)
+    sub = app.load_supernet().extract(cfg)
+    per_layer = layer_times_in_context(sub, 128, runs=9)
+    assert len(per_layer) == 2 + sum(cfg.d) + 4  # stem, first block, active blocks, final expand, pool, feature mix, classifier
+    assert all(len(t) == 9 and min(t) >= 0 for t in per_layer)
+    total = sum(float(np.median(t)) for t in per_layer)
+    assert 0.5 < total / end_to_end_ms(sub, 128) < 1.5
