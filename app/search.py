@@ -288,6 +288,12 @@ def search(
     limits = {BUDGETS[k]: float(v) * (1e6 if k in ("macs", "params") else 1.0) for k, v in budgets.items()}
     acc_key = ACCURACIES[accuracy]
     custom = scorer is not None
+    if scorer is None and accuracy == "supernet":
+        from app.predictors.accuracy import supernet_predictor
+
+        if not supernet_sha256 or supernet_predictor(supernet_sha256) is None:
+            raise ValueError("accuracy: no accuracy predictor is fitted for these supernet weights; "
+                             "maximise OFA's ImageNet predictor ('imagenet') instead")
     if scorer is None:
         names = {t.name: t for t in hardware_targets()}
         if hardware not in names:

@@ -170,3 +170,37 @@ def test_targets_have_kinds_and_sources():
     assert {t.kind for t in ts} <= {"published", "measured", "model"}
     assert "note10" in {t.name for t in ts} and any(t.name.startswith("gpu-") for t in ts)
     assert all(t.source for t in ts)
+
+
+def test_bundled_supernet_predictor_recomputed_from_its_csv():
+    """The bundled accuracy predictor's held-out RMSE and tau, refitted from the bundled CSV, equal its file's;
+    it beats predicting the mean by a wide margin, and the app uses it for the bundled weights."""
+    import app
+    from app.predictors import accuracy as acc
+
+    card = app.load_supernet().card
+    doc = acc.supernet_predictor(card.sha256)
+    assert doc is not None, "no accuracy predictor fitted for the bundled weights"
+    X, y = acc.load_supernet_dataset(card)
+    assert len(y) >= 500 and doc["split"]["n"] == len(y)
+    fit = acc.fit_supernet_predictor(X, y, seed=doc["split"]["seed"])
+    assert fit["ridge"] == doc["ridge"]
+    np.testing.assert_allclose(fit["coef"], doc["coef"], atol=1e-9)
+    for key in ("rmse_pp", "kendall_tau", "configs"):
+        assert fit["heldout"][key] == pytest.approx(doc["heldout"][key], rel=1e-9)
+    assert fit["heldout"]["rmse_pp"] < 0.7 * fit["heldout"]["rmse_pp_predicting_the_mean"]
+    assert fit["heldout"]["kendall_tau"] > 0.5
+    p = P.predict(SubnetConfig.largest(224), "note10", card).accuracy_supernet
+    assert p.value is not None and 70 < p.value < 95 and "RMSE" in p.note
+
+
+def test_supernet_predictor_fit_recovers_a_known_linear_rule():
+    """On synthetic data from a known linear rule plus small noise, the fit's held-out error is the noise."""
+    from app.predictors import accuracy as acc
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.integers(0, 2, (400, 20)).astype(float), np.ones((400, 1))], axis=1)
+    truth = rng.normal(0, 1, 21)
+    y = X @ truth + rng.normal(0, 0.05, 400)
+    fit = acc.fit_supernet_predictor(X, y)
+    assert fit["heldout"]["rmse_pp"] < 0.1 and fit["heldout"]["kendall_tau"] > 0.9 and fit["ridge"] == 0.1

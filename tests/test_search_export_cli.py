@@ -47,6 +47,22 @@ def test_infeasible_budget_is_a_clear_error():
         search("note10", {"latency": -3}, generations=5)
 
 
+def test_search_on_the_bundled_supernets_predictor():
+    """Maximising the bundled supernet's predictor meets the budget and beats the smallest subnet; weights
+    without a fitted predictor (an official checkpoint) get a clear error, not a NaN result."""
+    from app.predictors import predict_batch
+    from app.space import SubnetConfig
+
+    card = app.load_supernet().card
+    res = search("cpu-epyc-2core", {"latency": 8}, "supernet", generations=60, seed=0, supernet_sha256=card.sha256,
+                 width_mult=card.width_mult, num_classes=card.num_classes)
+    assert res.metrics["latency_ms"] <= 8 and np.isfinite(res.accuracy)
+    smallest = predict_batch([SubnetConfig.smallest(128)], "cpu-epyc-2core", card.sha256, card.width_mult, card.num_classes)
+    assert res.accuracy >= smallest["accuracy_supernet"][0]
+    with pytest.raises(ValueError, match="no accuracy predictor"):
+        search("note10", {"latency": 25}, "supernet", generations=5, supernet_sha256="0" * 64)
+
+
 @pytest.mark.parametrize("fmt", ["state_dict", "torchscript", "pt2"])
 def test_export_round_trips(fmt, tmp_path):
     net = app.weights.placeholder_supernet(1.0, seed=2)

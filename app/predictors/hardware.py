@@ -156,7 +156,8 @@ def _cost_arrays(width_mult: float, num_classes: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _cost_batch(a: ConfigArrays, field: str, width_mult: float, num_classes: int) -> np.ndarray:
+def cost_batch(a: ConfigArrays, field: str, width_mult: float, num_classes: int) -> np.ndarray:
+    """Per-config ``field`` ("macs", "params" or "words": DRAM words moved) of configs ``a``, by OFA's counting rules."""
     arrs = _cost_arrays(width_mult, num_classes)
     ri = (a.r - RESOLUTION_CHOICES[0]) // 4
     blocks = arrs[field + "_blocks"][ri[:, None], np.arange(NUM_BLOCKS)[None, :], a.k_idx, a.e_idx]
@@ -185,21 +186,22 @@ def batch_scorer(
         out: dict[str, np.ndarray] = {}
         if "latency_ms" in wanted:
             out["latency_ms"] = model.batch(a)
-        if wanted & {"macs", "energy_mj"}:
-            macs = _cost_batch(a, "macs", width_mult, num_classes)
-            out["macs"] = macs
+        if wanted & {"macs", "energy_mj"} or doc:
+            macs = cost_batch(a, "macs", width_mult, num_classes)
+            if "macs" in wanted:
+                out["macs"] = macs
             if "energy_mj" in wanted:
-                words = _cost_batch(a, "words", width_mult, num_classes)
+                words = cost_batch(a, "words", width_mult, num_classes)
                 out["energy_mj"] = (macs * PJ_PER_MAC_FP32 + words * PJ_PER_DRAM_WORD) * 1e-9
         if "params" in wanted:
-            out["params"] = _cost_batch(a, "params", width_mult, num_classes)
+            out["params"] = cost_batch(a, "params", width_mult, num_classes)
         if wanted & {"accuracy_imagenet_holdout", "accuracy_imagenet_val"}:
             holdout = acc.ofa_holdout_top1(a)
             out["accuracy_imagenet_holdout"] = holdout
             if cal is not None:
                 out["accuracy_imagenet_val"] = cal(holdout)
         if "accuracy_supernet" in wanted:
-            out["accuracy_supernet"] = acc.supernet_top1(doc, a) if doc else np.full(len(a), np.nan)
+            out["accuracy_supernet"] = acc.supernet_top1(doc, a, macs) if doc else np.full(len(a), np.nan)
         return out
 
     return score
@@ -244,8 +246,8 @@ def predict(
     val = Metric(float(b["accuracy_imagenet_val"][0]), "%", f"OFA predictor calibrated to published val top-1 of {cal.n} specialised subnets",
                  "model", f"calibration error ±{cal.loo_mae:.1f} pp (leave-one-out MAE)")
     sup = float(b["accuracy_supernet"][0])
-    sup_metric = Metric(None if np.isnan(sup) else sup, "%", SUPERNET_SOURCE, "model",
-                        "" if not np.isnan(sup) else "no accuracy predictor fitted for this supernet's weights yet")
+    sup_metric = Metric(None if np.isnan(sup) else sup, "%", SUPERNET_SOURCE, "model", _supernet_note(sha) if not np.isnan(sup)
+                        else "no accuracy predictor fitted for this supernet's weights yet")
     return Prediction(
         config=cfg.to_compact(),
         hardware=hardware,
@@ -262,3 +264,13 @@ def predict(
 
 OFA_HOLDOUT_SOURCE = acc.OFA_SOURCE
 SUPERNET_SOURCE = "bundled supernet's predictor (fitted on measured Imagenette top-1, pretrained/predictors)"
+
+
+def _supernet_note(sha: str | None) -> str:
+    """The fitted predictor's held-out error and what it predicts, from its file."""
+    doc = acc.supernet_predictor(sha) if sha else None
+    if not doc:
+        return ""
+    h = doc["heldout"]
+    return (f"held-out error on {h['configs']} measured configs: RMSE {h['rmse_pp']:.2f} pp, Kendall tau {h['kendall_tau']:.2f}; "
+            f"predicts {doc['target']}")
