@@ -30,22 +30,11 @@ from app.calibrate import recalibrate_fast  # noqa: E402
 from app.costs import count_macs, count_params  # noqa: E402
 from app.evaluate import top1_on_tensors  # noqa: E402
 from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, RESOLUTION_CHOICES, SubnetConfig  # noqa: E402
-from app.train.dataset import load_split  # noqa: E402
+from app.train.dataset import load_split, val_half  # noqa: E402
 from app.weights import load_supernet  # noqa: E402
 
 OUT = ROOT / "pretrained" / "predictors" / "imagenette_acc_dataset.csv"
 FIELDS = ["config", "r", "macs_m", "params_m", "top1_half_a", "val_images", "supernet_sha256", "seconds"]
-
-
-def val_half(labels: torch.Tensor, half: int, seed: int = 0) -> torch.Tensor:
-    """Indices of one fixed half of the val set, split per class with a seeded shuffle."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for c in labels.unique().tolist():
-        idx = (labels == c).nonzero().flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        out.append(idx[half :: 2])
-    return torch.cat(out).sort().values
 
 
 def stratified_configs(n: int, seed: int) -> list[SubnetConfig]:

@@ -33,3 +33,18 @@ def test_eval_transform_equals_torchvision(r):
         a, b = ours(image), ref(image)
         assert a.shape == (3, r, r)
         assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette").is_dir(),
+                    reason="../shared/data/imagenette not present")
+def test_on_demand_measurement_set_never_uses_the_predictors_images():
+    """The app's measurement images come from val half B; the accuracy predictor's data is half A."""
+    import torch
+
+    from app.evaluate import MEASURE_DIR
+    from app.train.dataset import list_split, val_half
+
+    paths, labels = list_split(Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette", "val")
+    half_a = {f"{paths[i].parent.name}_{paths[i].stem}.jpg" for i in val_half(torch.tensor(labels), 0).tolist()}
+    bundled = {p.name for p in MEASURE_DIR.glob("*.jpg")}
+    assert len(bundled) == 300 and not bundled & half_a

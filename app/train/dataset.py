@@ -83,6 +83,18 @@ def load_split(root: str | Path, split: str, cache_dir: str | Path | None = None
     return TensorImages(torch.from_numpy(arr), torch.tensor(labels, dtype=torch.long))
 
 
+def val_half(labels: torch.Tensor, half: int, seed: int = 0) -> torch.Tensor:
+    """Indices of one fixed half (0 or 1) of the val set, split per class with a seeded shuffle: half 0 ("A")
+    is the accuracy predictor's data, half 1 ("B") the app's on-demand measurement set is drawn from."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        out.append(idx[half :: 2])
+    return torch.cat(out).sort().values
+
+
 def random_resized_boxes(n: int, size: int, scale: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
     """n crop boxes (x1, y1, x2, y2) in pixels, as torchvision's RandomResizedCrop samples them."""
     area = size * size
