@@ -203,4 +203,4 @@ def test_supernet_predictor_fit_recovers_a_known_linear_rule():
     truth = rng.normal(0, 1, 21)
     y = X @ truth + rng.normal(0, 0.05, 400)
     fit = acc.fit_supernet_predictor(X, y)
-    assert fit["heldout"]["rmse_pp"] < 0.1 and fit["heldout"]["kendall_tau"] > 0.9 and fit["ridge"] == 0.1
+    assert fit["heldout"]["rmse_pp"] < 0.1 and fit["heldout"]["kendall_tau"] > 0.9 and fit["ridge"] <= 0.1

@@ -95,7 +95,7 @@ def imagenet_val_calibration() -> LinearCalibration:
 
 SUPERNET_PREDICTOR = PRETRAINED / "predictors" / "imagenette_acc_predictor.json"
 SUPERNET_DATASET = PRETRAINED / "predictors" / "imagenette_acc_dataset.csv"
-RIDGE_STRENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+RIDGE_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 @lru_cache(maxsize=4)
