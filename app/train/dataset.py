@@ -95,6 +95,16 @@ def val_half(labels: torch.Tensor, half: int, seed: int = 0) -> torch.Tensor:
     return torch.cat(out).sort().values
 
 
+def class_balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+    """``per_class`` seeded random indices of every class, in round-robin class order."""
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.stack(picks, 1).flatten()
+
+
 def random_resized_boxes(n: int, size: int, scale: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
     """n crop boxes (x1, y1, x2, y2) in pixels, as torchvision's RandomResizedCrop samples them."""
     area = size * size
