@@ -19,7 +19,7 @@ from common import ROOT, header, table
 import torch  # noqa: E402
 
 from app.predictors.calibrate_hardware import measure_random  # noqa: E402
-from app.predictors.hardware import _load_measured  # noqa: E402
+from app.predictors.hardware import load_measured_table  # noqa: E402
 from app.weights import load_supernet  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    target, lut = _load_measured(args.table, 0.0)
+    target, lut = load_measured_table(args.table)
     net = load_supernet()
     rows = measure_random(net, lut, args.n, args.seed)
     ape = [abs(r["table_ms"] - r["measured_ms"]) / r["measured_ms"] * 100 for r in rows]

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from app.evaluate import MEASURE_DIR  # noqa: E402
-from app.train.dataset import list_split, val_half  # noqa: E402
+from app.train.dataset import class_balanced_indices, list_split, val_half  # noqa: E402
 
 
 def main() -> None:
@@ -33,11 +33,8 @@ def main() -> None:
     paths, labels = list_split(args.data, "val")
     labels_t = torch.tensor(labels)
     half_b = val_half(labels_t, 1)
-    g = torch.Generator().manual_seed(args.seed)
-    chosen: list[Path] = []
-    for c in labels_t.unique().tolist():
-        idx = half_b[labels_t[half_b] == c]
-        chosen += [paths[i] for i in idx[torch.randperm(len(idx), generator=g)[: args.per_class]].tolist()]
+    picks = half_b[class_balanced_indices(labels_t[half_b], args.per_class, args.seed)]
+    chosen = [paths[i] for i in picks.tolist()]
     if MEASURE_DIR.is_dir():
         shutil.rmtree(MEASURE_DIR)
     MEASURE_DIR.mkdir(parents=True)

@@ -66,7 +66,8 @@ def layer_times_in_context(sub: nn.Module, r: int, runs: int = 15, warmup: int =
     order = [sub.stem, sub.first_block, *sub.blocks, sub.final_expand, sub.feature_mix, sub.classifier]
     starts = [0.0] * len(order)
     ends = [0.0] * len(order)
-    samples: list[list[float]] = [[] for _ in range(len(order) + 1)]
+    samples: list[list[float]] = [[] for _ in order]
+    pool: list[float] = []
     clock = time.perf_counter
     hooks = []
     for i, m in enumerate(order):
@@ -80,12 +81,11 @@ def layer_times_in_context(sub: nn.Module, r: int, runs: int = 15, warmup: int =
                 if run >= warmup:
                     for i in range(len(order)):
                         samples[i].append(1000.0 * (ends[i] - starts[i]))
-                    samples[-1].append(1000.0 * (starts[-2] - ends[-3]))  # pooling: final expand -> feature mix
+                    pool.append(1000.0 * (starts[-2] - ends[-3]))  # final expand -> feature mix
     finally:
         for h in hooks:
             h.remove()
-    per_layer = samples[:-3] + [samples[-1]] + samples[-3:-1]  # ..., final expand, pool, feature mix, classifier
-    return per_layer
+    return samples[:-2] + [pool] + samples[-2:]  # ..., final expand, pool, feature mix, classifier
 
 
 def measure_table(net, r: int, subnets: dict[tuple[int, int], nn.Module], progress: Progress | None = None,
@@ -163,14 +163,14 @@ def calibrate_hardware(
     if bad or not resolutions:
         raise ValueError(f"calibrate-hardware: resolutions must be among 128..224 in steps of 4, got {list(resolutions)}")
     w, c = net.card.width_mult, net.card.num_classes
-    total = len(resolutions) * len(KERNEL_CHOICES) * len(EXPAND_CHOICES)
     subnets = {(k, e): net.extract(SubnetConfig.uniform(k, e, MAX_DEPTH, 224)) for k in KERNEL_CHOICES for e in EXPAND_CHOICES}
+    total = len(resolutions) * len(subnets)
     t0 = time.time()
     tables: dict[str, dict[str, float]] = {}
     done = 0
     for r in sorted(resolutions):
         tables[str(r)] = {k: round(v, 5) for k, v in measure_table(net, r, subnets, progress, done, total).items()}
-        done += len(KERNEL_CHOICES) * len(EXPAND_CHOICES)
+        done += len(subnets)
     table = LatencyTable(name, {int(r): t for r, t in tables.items()}, w, c)
     correction = {"scale": 1.0, "offset_ms": 0.0, "subnets": 0}
     if fit_subnets:  # fitted on its own random subnets (seed 1), never on the validation ones (seed 0)

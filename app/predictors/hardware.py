@@ -56,6 +56,12 @@ def _measured_tables() -> list[Path]:
     return files
 
 
+def load_measured_table(path: str | Path) -> tuple[HardwareTarget, LatencyTable]:
+    """A table written by ``calibrate-hardware``, as a hardware target and its latency model
+    (cached until the file changes); ``ValueError`` if it is malformed."""
+    return _load_measured(str(path), Path(path).stat().st_mtime)
+
+
 @lru_cache(maxsize=32)
 def _load_measured(path: str, mtime: float) -> tuple[HardwareTarget, LatencyTable]:
     try:
@@ -92,7 +98,7 @@ def _registry() -> dict[str, tuple[HardwareTarget, LatencyModel]]:
                                      ultra96.range), ultra96)
     for path in _measured_tables():
         try:
-            target, table = _load_measured(str(path), path.stat().st_mtime)
+            target, table = load_measured_table(path)
         except ValueError:
             continue  # listed in hardware_problems()
         reg.setdefault(target.name, (target, table))
@@ -108,7 +114,7 @@ def hardware_problems() -> list[str]:
     out = []
     for path in _measured_tables():
         try:
-            _load_measured(str(path), path.stat().st_mtime)
+            load_measured_table(path)
         except ValueError as exc:
             out.append(str(exc))
     return out

@@ -83,26 +83,25 @@ def load_split(root: str | Path, split: str, cache_dir: str | Path | None = None
     return TensorImages(torch.from_numpy(arr), torch.tensor(labels, dtype=torch.long))
 
 
-def val_half(labels: torch.Tensor, half: int, seed: int = 0) -> torch.Tensor:
-    """Indices of one fixed half (0 or 1) of the val set, split per class with a seeded shuffle: half 0 ("A")
-    is the accuracy predictor's data, half 1 ("B") the app's on-demand measurement set is drawn from."""
+def _shuffled_per_class(labels: torch.Tensor, seed: int) -> list[torch.Tensor]:
+    """Each class's indices in a seeded random order (one generator, classes in sorted order)."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for c in labels.unique().tolist():
         idx = (labels == c).nonzero().flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        out.append(idx[half :: 2])
-    return torch.cat(out).sort().values
+        out.append(idx[torch.randperm(len(idx), generator=g)])
+    return out
+
+
+def val_half(labels: torch.Tensor, half: int, seed: int = 0) -> torch.Tensor:
+    """Indices of one fixed half (0 or 1) of the val set, split per class with a seeded shuffle: half 0 ("A")
+    is the accuracy predictor's data, half 1 ("B") the app's on-demand measurement set is drawn from."""
+    return torch.cat([idx[half::2] for idx in _shuffled_per_class(labels, seed)]).sort().values
 
 
 def class_balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
     """``per_class`` seeded random indices of every class, in round-robin class order."""
-    g = torch.Generator().manual_seed(seed)
-    picks = []
-    for c in labels.unique().tolist():
-        idx = (labels == c).nonzero().flatten()
-        picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
-    return torch.stack(picks, 1).flatten()
+    return torch.stack([idx[:per_class] for idx in _shuffled_per_class(labels, seed)], 1).flatten()
 
 
 def random_resized_boxes(n: int, size: int, scale: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
