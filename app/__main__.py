@@ -2,6 +2,10 @@
 
 import sys
 
-from app.cli import main
+from app.allocator import keep_freed_memory
+
+keep_freed_memory()
+
+from app.cli import main  # noqa: E402
 
 sys.exit(main())

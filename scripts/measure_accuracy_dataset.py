@@ -29,6 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
+
 import torch  # noqa: E402
 
 from app.calibrate import recalibrate_bn, recalibrate_fast  # noqa: E402

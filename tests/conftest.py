@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.allocator import keep_freed_memory
+
+keep_freed_memory()
 torch.set_num_threads(int(os.environ.get("TEST_THREADS", "2")))
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -57,6 +57,9 @@ def _preload() -> None:
 def main(argv: list[str] | None = None) -> None:
     import threading
 
+    from app.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before any thread starts: Streamlit runs each page in its own thread
     threading.Thread(target=_preload, name="preload", daemon=True).start()
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli

@@ -1,0 +1,51 @@
+"""The allocator settings: large freed tensors are reused without new page faults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.conftest import ROOT
+
+PROBE = textwrap.dedent(
+    """
+    import resource, sys, threading
+    sys.path.insert(0, {root!r})
+    if {apply}:
+        from app.allocator import keep_freed_memory
+        assert keep_freed_memory()
+    import torch
+
+    def faults_in_steady_state(out):
+        for _ in range(6):  # the heap settles within a few rounds
+            torch.ones(64, 1024, 1024).sum()  # 256 MB, allocated, touched and freed
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(3):
+            torch.ones(64, 1024, 1024).sum()
+        out.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+
+    out = []
+    faults_in_steady_state(out)
+    t = threading.Thread(target=faults_in_steady_state, args=(out,))
+    t.start(); t.join()
+    print(*out)
+    """
+)
+
+
+def _faults(apply: bool) -> list[int]:
+    code = PROBE.format(root=str(ROOT), apply=apply)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_large_freed_tensors_are_reused_in_the_main_thread_and_in_other_threads():
+    pages = 3 * 256 * 1024 * 1024 // 4096
+    default_main, default_thread = _faults(apply=False)
+    kept_main, kept_thread = _faults(apply=True)
+    assert default_main > pages * 0.9 and default_thread > pages * 0.9  # glibc's default: a fresh mmap each time
+    assert kept_main < pages // 20 and kept_thread < pages // 20
