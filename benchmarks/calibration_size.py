@@ -3,7 +3,7 @@
     python benchmarks/calibration_size.py [--sizes 10,30,100] [--r 224] [--data ../shared/data/imagenette]
 
 For the largest and the smallest subnet, re-estimates BN on the first n bundled
-calibration images (class-balanced order, one batch, as the app does) for each n, and
+calibration images (herding order, one batch, as the app does) for each n, and
 prints the time taken and top-1 on the full Imagenette val set beside OFA's 2,000-image
 re-estimation (from ``pretrained/model_card_rows.jsonl`` when measured for these weights,
 else measured here). Run on an idle machine.

@@ -1,4 +1,4 @@
-"""calibrate-hardware: measured tables become hardware targets; bad tables give clear messages; BN calibration set is balanced."""
+"""calibrate-hardware: measured tables become hardware targets; bad tables give clear messages; the BN calibration images are a herded set chosen for the bundled weights."""
 
 from __future__ import annotations
 
@@ -74,12 +74,40 @@ def test_malformed_user_tables_are_reported_not_fatal(hw_home, content):
     assert len(problems) == 1 and "broken.json" in problems[0]
 
 
-def test_fast_calibration_images_are_class_balanced():
-    from app.calibrate import FAST_CALIBRATION_IMAGES, calibration_dir, class_balanced
+def test_bundled_calibration_images_were_chosen_for_the_bundled_weights():
+    from app.calibrate import FAST_CALIBRATION_IMAGES, calibration_dir, calibration_files
+    from app.weights import load_supernet
 
-    files = class_balanced(sorted(calibration_dir().glob("*.jpg")))[:FAST_CALIBRATION_IMAGES]
-    counts = np.unique([p.name.split("_")[0] for p in files], return_counts=True)[1]
-    assert len(counts) == 10 and counts.max() - counts.min() <= 1
+    manifest = json.loads((calibration_dir() / "selection.json").read_text("utf-8"))
+    assert manifest["supernet_sha256"] == load_supernet().card.sha256, "rerun scripts/select_calibration_images.py"
+    files = [p.name for p in calibration_files()]
+    assert files == [row["file"] for row in manifest["images"]]  # name order is herding order
+    assert len(files) >= FAST_CALIBRATION_IMAGES
+    first = files[:FAST_CALIBRATION_IMAGES]
+    assert len({name.split("_")[1] for name in first}) >= 8  # herding spreads the images over the classes
+    errors = manifest["squared_error_vs_pool"]
+    assert all(e["herded"] < e["random_median"] / 3 for e in errors.values())
+
+
+def test_herding_tracks_the_mean_far_better_than_random_subsets():
+    import torch
+
+    from app.calibrate import herd
+
+    gen = torch.Generator().manual_seed(0)
+    features = torch.randn(600, 40, generator=gen) * torch.linspace(0.2, 3, 40) + 5
+    centred = features - features.mean(0)
+
+    def error(idx) -> float:
+        return float(centred[list(idx)].mean(0).square().sum())
+
+    chosen = herd(features, 30)
+    assert len(set(chosen)) == 30
+    for n in (5, 10, 30):  # every prefix is a good set
+        random_errors = sorted(error(torch.randperm(600, generator=gen)[:n].tolist()) for _ in range(30))
+        assert error(chosen[:n]) < random_errors[15] / 4
+    with pytest.raises(ValueError, match="k must be"):
+        herd(features, 0)
 
 
 def test_layers_timed_in_context_add_up_to_the_network():
