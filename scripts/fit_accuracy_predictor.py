@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 from app.predictors.accuracy import SUPERNET_DATASET, SUPERNET_PREDICTOR, fit_supernet_predictor, load_supernet_dataset  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
 
-TARGET = ("top-1 (%) on Imagenette val half A (1,966 images, a seeded per-class half) with BN re-estimated on the app's "
-          "30 bundled calibration images")
+TARGET = ("top-1 (%) on Imagenette val half A (1,966 images, a seeded per-class half) with BN re-estimated on "
+          "30 class-balanced training images (the app's calibration set before commit c778698)")
 
 
 def main() -> None:

@@ -4,17 +4,17 @@
 
 Configs are stratified over size and resolution: for every resolution 128..224 (step 4)
 an equal share, each drawn with a per-config "size level" so small, middle and large
-subnets all appear. Each config is extracted, its BN statistics re-estimated with the
-app's fast path (30 bundled training images, class-balanced, as the app does), and its top-1 measured
-on one fixed half of the val set ("half A": a seeded half, stratified by class). The
-other half is kept for reporting accuracy elsewhere. Rows are appended to
-``pretrained/predictors/imagenette_acc_dataset.csv`` as they are measured, so a killed
-run resumes where it stopped.
+subnets all appear. Each config is extracted, its BN statistics re-estimated on a fixed
+class-balanced set of ``--bn-images`` training images (seed 0, one batch), and its top-1
+measured on one fixed half of the val set ("half A": a seeded half, stratified by class).
+The other half is kept for reporting accuracy elsewhere. Rows are appended to
+``pretrained/predictors/imagenette_acc_dataset_bn<N>.csv`` as they are measured, so a
+killed run resumes where it stopped.
 
-With ``--bn-images N`` the BN statistics are instead re-estimated on a fixed class-balanced
-set of N training images (seed 0, one batch) and rows go to ``imagenette_acc_dataset_bn<N>.csv``:
-a less noisy target (two random 250-image sets differ by 0.19 pp per config, two 30-image
-sets by 0.65 pp).
+Why 250 images: two random 250-image sets differ by 0.19 pp per config, two 30-image sets
+by 0.65 pp, which is about a predictor's whole error. (``imagenette_acc_dataset.csv``, the
+current predictor's data, was measured with BN on the 30 class-balanced calibration images
+the app used before commit c778698.)
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ keep_freed_memory()
 
 import torch  # noqa: E402
 
-from app.calibrate import recalibrate_bn, recalibrate_fast  # noqa: E402
+from app.calibrate import recalibrate_bn  # noqa: E402
 from app.costs import count_macs, count_params  # noqa: E402
 from app.evaluate import top1_on_tensors  # noqa: E402
 from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, RESOLUTION_CHOICES, SubnetConfig  # noqa: E402
@@ -76,11 +76,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=560)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--bn-images", type=int, default=0,
-                    help="re-estimate BN on this many class-balanced training images (0: the app's 30-image fast path)")
+    ap.add_argument("--bn-images", type=int, default=250, help="re-estimate BN on this many class-balanced training images")
     ap.add_argument("--out", default=None, help="CSV to append to (default: by --bn-images, under pretrained/predictors)")
     args = ap.parse_args()
-    if args.bn_images < 0 or args.bn_images % 10:
+    if args.bn_images <= 0 or args.bn_images % 10:
         raise SystemExit("--bn-images must be a multiple of 10 (class-balanced over 10 classes)")
     torch.set_num_threads(args.threads)
     net = load_supernet()
@@ -88,11 +87,9 @@ def main() -> None:
     val = load_split(args.data, "val", ROOT / "runs" / "cache", progress=False)
     half = val_half(val.labels, 0)
     images, labels = val.images[half], val.labels[half]
-    out = Path(args.out or (OUT if not args.bn_images else OUT.with_name(f"{OUT.stem}_bn{args.bn_images}.csv")))
-    bn_set = None
-    if args.bn_images:
-        train = load_split(args.data, "train", ROOT / "runs" / "cache", progress=False)
-        bn_set = train.images[class_balanced_indices(train.labels, args.bn_images // 10)]
+    out = Path(args.out or OUT.with_name(f"{OUT.stem}_bn{args.bn_images}.csv"))
+    train = load_split(args.data, "train", ROOT / "runs" / "cache", progress=False)
+    bn_set = train.images[class_balanced_indices(train.labels, args.bn_images // 10)]
     done: set[str] = set()
     if out.is_file():
         with out.open(newline="") as f:
@@ -110,10 +107,7 @@ def main() -> None:
         for i, cfg in enumerate(configs):
             t = time.time()
             sub = net.extract(cfg)
-            if bn_set is None:
-                recalibrate_fast(sub, card)
-            else:
-                recalibrate_bn(sub, [center_batch(bn_set, cfg.r, card.mean, card.std).contiguous(memory_format=torch.channels_last)])
+            recalibrate_bn(sub, [center_batch(bn_set, cfg.r, card.mean, card.std).contiguous(memory_format=torch.channels_last)])
             acc = top1_on_tensors(sub, images, labels, card.mean, card.std)
             macs = count_macs(cfg, card.width_mult, card.num_classes)
             params = count_params(cfg, card.width_mult, card.num_classes)
