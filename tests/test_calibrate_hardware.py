@@ -124,3 +124,28 @@ def test_layers_timed_in_context_add_up_to_the_network():
     assert all(len(t) == 9 and min(t) >= 0 for t in per_layer)
     total = sum(float(np.median(t)) for t in per_layer)
     assert 0.5 < total / end_to_end_ms(sub, 128) < 1.5
+
+
+def test_a_subsets_bn_statistics_are_the_average_of_its_images_moments():
+    """What herding relies on: BN re-estimated on a subset moves the first layer's mean by
+    exactly the average of the subset's (standardised) per-image rows."""
+    import torch
+
+    import app
+    from app.calibrate import bn_input_moments, recalibrate_bn
+
+    torch.manual_seed(0)
+    net = app.load_supernet()
+    cfg = SubnetConfig.uniform(3, 3, 2, r=128)
+    x = torch.randn(12, 3, 128, 128)
+    everything = net.extract(cfg)
+    recalibrate_bn(everything, [x])
+    features = bn_input_moments(everything, [x])
+    subset = [1, 4, 5, 9]
+    part = net.extract(cfg)
+    recalibrate_bn(part, [x[subset]])
+    first_all = next(m for m in everything.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    first_part = next(m for m in part.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    c = first_all.num_features
+    predicted = features[subset, :c].mean(0) * (2 * c) ** 0.5 * first_all.running_var.sqrt()
+    torch.testing.assert_close(first_part.running_mean - first_all.running_mean, predicted, atol=1e-4, rtol=1e-3)
