@@ -255,8 +255,9 @@ def bn_input_moments(model: nn.Module, batches: Iterable[Tensor]) -> Tensor:
 def herd(features: Tensor, k: int) -> list[int]:
     """Indices of ``k`` rows of ``features`` chosen greedily so that the mean of the first
     ``j`` chosen rows stays close to the mean of all rows, for every ``j`` (kernel herding
-    with a linear kernel; Chen, Welling and Smola, UAI 2010). Its error falls about as
-    1/k, against 1/sqrt(k) for a random subset."""
+    with a linear kernel; Chen, Welling and Smola, UAI 2010). For the bundled set the
+    squared error of the first 10 / 20 / 30 / 40 is 5-7 times below random sets' of the
+    same size (``pretrained/calibration/selection.json``)."""
     if not 0 < k <= len(features):
         raise ValueError(f"k must be in 1..{len(features)}; got {k}")
     f = features - features.mean(0)
