@@ -1,10 +1,10 @@
 """Fit the bundled supernet's accuracy predictor from its measured dataset.
 
-    python scripts/fit_accuracy_predictor.py [--min-configs 500]
+    python scripts/fit_accuracy_predictor.py [--dataset pretrained/predictors/imagenette_acc_dataset_bn250.csv] [--min-configs 500]
 
-Reads ``pretrained/predictors/imagenette_acc_dataset.csv`` (written by
-``scripts/measure_accuracy_dataset.py``; rows for the current weights only, one per
-config), holds out a seeded 20% of the configs, fits a ridge regression on OFA's 128-d
+Reads a dataset written by ``scripts/measure_accuracy_dataset.py`` (default: the current
+predictor's ``pretrained/predictors/imagenette_acc_dataset.csv``; rows for the current
+weights only, one per config), holds out a seeded 20% of the configs, fits a ridge regression on OFA's 128-d
 one-hot encoding plus log MACs and resolution (:func:`app.predictors.accuracy.fit_supernet_predictor`;
 ridge strength by 5-fold cross-validation on the rest), reports the held-out RMSE
 (percentage points) and Kendall's tau, and writes
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -26,16 +27,23 @@ sys.path.insert(0, str(ROOT))
 from app.predictors.accuracy import SUPERNET_DATASET, SUPERNET_PREDICTOR, fit_supernet_predictor, load_supernet_dataset  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
 
-TARGET = ("top-1 (%) on Imagenette val half A (1,966 images, a seeded per-class half) with BN re-estimated on "
+
+
+def target(dataset: Path) -> str:
+    """What a dataset's rows measure (named by the file: ``..._bn<N>.csv`` or the original 30-image one)."""
+    m = re.search(r"_bn(\d+)\.csv$", dataset.name)
+    bn = (f"{m.group(1)} class-balanced training images (seed 0, one batch)" if m else
           "30 class-balanced training images (the app's calibration set before commit c778698)")
+    return f"top-1 (%) on Imagenette val half A (1,966 images, a seeded per-class half) with BN re-estimated on {bn}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", type=Path, default=SUPERNET_DATASET)
     ap.add_argument("--min-configs", type=int, default=500)
     args = ap.parse_args()
     card = load_supernet().card
-    X, y = load_supernet_dataset(card)
+    X, y = load_supernet_dataset(card, args.dataset)
     print(f"{len(y)} measured configs for weights {card.sha256[:12]}")
     if len(y) < 10:
         raise SystemExit("too few configs to fit anything")
@@ -49,7 +57,7 @@ def main() -> None:
         return
     doc = {"supernet_sha256": card.sha256,
            "model": "ridge regression on OFA's 128-d one-hot encoding, log MACs, resolution, resolution^2 and an intercept",
-           **fit, "coef": fit["coef"].tolist(), "target": TARGET, "dataset": SUPERNET_DATASET.name}
+           **fit, "coef": fit["coef"].tolist(), "target": target(args.dataset), "dataset": args.dataset.name}
     atomic_write_text(SUPERNET_PREDICTOR, json.dumps(doc, indent=1) + "\n")
     print("wrote", SUPERNET_PREDICTOR)
 

@@ -181,7 +181,7 @@ def test_bundled_supernet_predictor_recomputed_from_its_csv():
     card = app.load_supernet().card
     doc = acc.supernet_predictor(card.sha256)
     assert doc is not None, "no accuracy predictor fitted for the bundled weights"
-    X, y = acc.load_supernet_dataset(card)
+    X, y = acc.load_supernet_dataset(card, acc.SUPERNET_PREDICTOR.parent / doc["dataset"])
     assert len(y) >= 500 and doc["split"]["n"] == len(y)
     fit = acc.fit_supernet_predictor(X, y, seed=doc["split"]["seed"])
     assert fit["ridge"] == doc["ridge"]
