@@ -4,7 +4,8 @@
 
 For the largest, the smallest and four middle subnets at r = 128, 160, 192, 224: top-1
 with BN re-estimated on 2,000 training images (OFA's method, ``set_running_statistics``)
-and with the app's fast path (30 bundled images); writes ``pretrained/model_card.json``
+and with the app's fast path (the first ``FAST_CALIBRATION_IMAGES`` bundled images;
+``--refresh-fast`` re-measures only that column); writes ``pretrained/model_card.json``
 and the measured table in ``pretrained/MODEL_CARD.md`` (between markers).
 """
 

@@ -28,7 +28,6 @@ from app.predictors.accuracy import SUPERNET_DATASET, SUPERNET_PREDICTOR, fit_su
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
 
 
-
 def target(dataset: Path) -> str:
     """What a dataset's rows measure (named by the file: ``..._bn<N>.csv`` or the original 30-image one)."""
     m = re.search(r"_bn(\d+)\.csv$", dataset.name)

@@ -38,11 +38,11 @@ import torch  # noqa: E402
 from app.calibrate import recalibrate_bn  # noqa: E402
 from app.costs import count_macs, count_params  # noqa: E402
 from app.evaluate import top1_on_tensors  # noqa: E402
+from app.predictors.accuracy import SUPERNET_DATASET  # noqa: E402
 from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, RESOLUTION_CHOICES, SubnetConfig  # noqa: E402
 from app.train.dataset import center_batch, class_balanced_indices, load_split, val_half  # noqa: E402
 from app.weights import load_supernet  # noqa: E402
 
-OUT = ROOT / "pretrained" / "predictors" / "imagenette_acc_dataset.csv"
 FIELDS = ["config", "r", "macs_m", "params_m", "top1_half_a", "val_images", "supernet_sha256", "seconds"]
 
 
@@ -87,7 +87,7 @@ def main() -> None:
     val = load_split(args.data, "val", ROOT / "runs" / "cache", progress=False)
     half = val_half(val.labels, 0)
     images, labels = val.images[half], val.labels[half]
-    out = Path(args.out or OUT.with_name(f"{OUT.stem}_bn{args.bn_images}.csv"))
+    out = Path(args.out or SUPERNET_DATASET.with_name(f"{SUPERNET_DATASET.stem}_bn{args.bn_images}.csv"))
     train = load_split(args.data, "train", ROOT / "runs" / "cache", progress=False)
     bn_set = train.images[class_balanced_indices(train.labels, args.bn_images // 10)]
     done: set[str] = set()
