@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FAST_CALIBRATION_IMAGES = 20  # the first 20 of the bundled herded set (see recalibrate_fast for the measured trade-off)
-FAST_CALIBRATION_CHUNK = FAST_CALIBRATION_IMAGES  # one batch: small chunks normalise with noisy per-chunk statistics (-5 to -20 pp)
-_CACHE_LIMIT = 6  # resolutions kept preprocessed (each ~29 MB at r=224)
+FAST_CALIBRATION_IMAGES = 20  # what the largest subnet at r=224 gets (0.44 s here); smaller subnets get more, same time
+FAST_CALIBRATION_MAX_IMAGES = 40  # the bundled herded set
+_CACHE_LIMIT = 6  # resolutions kept preprocessed (each ~24 MB at r=224)
 
 
 class _Stats:
@@ -118,16 +118,17 @@ def calibration_files(folder: Path | None = None) -> list[Path]:
 
 
 def calibration_batch(r: int, mean, std, n: int = FAST_CALIBRATION_IMAGES, folder: Path | None = None) -> Tensor:
-    """The bundled calibration images preprocessed for resolution ``r`` (cached, read-only)."""
+    """The first ``n`` bundled calibration images preprocessed for resolution ``r`` (the whole set is
+    preprocessed once per resolution and cached; read-only)."""
     from app.data import eval_transform, load_image
 
     folder = Path(folder) if folder is not None else calibration_dir()
-    key = (str(folder), r, tuple(mean), tuple(std), n)
+    key = (str(folder), r, tuple(mean), tuple(std))
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
-            return _cache[key]
-    files = calibration_files(folder)[:n]
+            return _cache[key][:n]
+    files = calibration_files(folder)
     if not files:
         raise FileNotFoundError(f"calibration images: none found in {folder}")
     tf = eval_transform(r, mean, std)
@@ -136,12 +137,24 @@ def calibration_batch(r: int, mean, std, n: int = FAST_CALIBRATION_IMAGES, folde
         _cache[key] = batch
         while len(_cache) > _CACHE_LIMIT:
             _cache.popitem(last=False)
-    return batch
+    return batch[:n]
 
 
 _stats_lock = threading.Lock()
 _stats: "OrderedDict[tuple, tuple[Tensor, ...]]" = OrderedDict()
 STATS_CACHE_ENTRIES = 256  # re-estimated statistics kept per process (largest subnet: ~100 KB each)
+
+
+def fast_calibration_size(cfg, width_mult: float, num_classes: int) -> int:
+    """How many bundled images the fast path re-estimates ``cfg``'s statistics on: the largest subnet at
+    r=224 gets ``FAST_CALIBRATION_IMAGES``; a config with fewer MACs gets proportionally more (about the
+    same time), at most the ``FAST_CALIBRATION_MAX_IMAGES`` bundled."""
+    from app.costs import count_macs
+    from app.space import SubnetConfig
+
+    budget = FAST_CALIBRATION_IMAGES * count_macs(SubnetConfig.largest(224), width_mult, num_classes)
+    n = int(budget // count_macs(cfg, width_mult, num_classes))
+    return max(FAST_CALIBRATION_IMAGES, min(FAST_CALIBRATION_MAX_IMAGES, n))
 
 
 def _stats_key(card, cfg, n: int, chunk: int) -> tuple | None:
@@ -154,21 +167,26 @@ def _bns(model: nn.Module) -> list[nn.BatchNorm2d]:
     return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
 
 
-def recalibrate_fast(subnet: nn.Module, card, n: int = FAST_CALIBRATION_IMAGES, chunk: int = FAST_CALIBRATION_CHUNK) -> int:
+def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int | None = None) -> int:
     """Re-estimate a subnet's BN statistics on ``n`` bundled training images at its resolution.
 
-    The images are the first ``n`` of the bundled herded set (:func:`calibration_files`) and
-    go through channels-last as one batch (``chunk`` images per batch of OFA's method).
-    Measured on the bundled supernet (full val, ``benchmarks/calibration_size.py``): with
-    20 herded images the largest subnet at r=224 takes 0.44 s and scores 82.5%, as OFA's
-    2,000-image re-estimation does (smallest: 81.5% against 82.0%). The first 16 / 30 of the
-    previous, class-balanced set scored 80.6% / 82.1% (largest); 16 in chunks of 2 lost 25-40 points.
+    The images are the first ``n`` of the bundled herded set (:func:`calibration_files`;
+    by default :func:`fast_calibration_size` of them) and go through channels-last as one batch
+    (``chunk`` images per batch of OFA's method; default all ``n``: small chunks normalise with
+    noisy per-chunk statistics, -5 to -20 pp). Measured on the bundled supernet (full val,
+    ``benchmarks/calibration_size.py``): with 20 herded images the largest subnet at r=224 takes
+    0.44 s and scores 82.5%, as OFA's 2,000-image re-estimation does; the smallest at r=224
+    scores 81.5% with 20 and 81.8% with 40 against 82.0%. The first 16 / 30 of the previous,
+    class-balanced set scored 80.6% / 82.1% (largest).
 
     The result depends only on the weights (``card.sha256``) and the config, so it is
     kept in a bounded process-wide cache: a config any session has seen before (a
     preset, a shared link, a slider moved back) is restored in milliseconds.
     """
     cfg = subnet.config
+    if n is None:
+        n = fast_calibration_size(cfg, card.width_mult, card.num_classes)
+    chunk = chunk or n
     key = _stats_key(card, cfg, n, chunk)
     if key is not None:
         with _stats_lock:
@@ -198,9 +216,10 @@ def cached_statistics() -> int:
         return len(_stats)
 
 
-def has_cached_statistics(card, cfg, n: int = FAST_CALIBRATION_IMAGES, chunk: int = FAST_CALIBRATION_CHUNK) -> bool:
-    """Whether :func:`recalibrate_fast` would serve ``cfg`` on these weights from the cache."""
-    key = _stats_key(card, cfg, n, chunk)
+def has_cached_statistics(card, cfg) -> bool:
+    """Whether :func:`recalibrate_fast` (default image count) would serve ``cfg`` on these weights from the cache."""
+    n = fast_calibration_size(cfg, card.width_mult, card.num_classes)
+    key = _stats_key(card, cfg, n, n)
     with _stats_lock:
         return key is not None and key in _stats
 

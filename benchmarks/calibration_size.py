@@ -1,12 +1,15 @@
 """How many images the interactive BN re-estimation needs: time against accuracy.
 
     python benchmarks/calibration_size.py [--sizes 10,30,100] [--r 224] [--data ../shared/data/imagenette]
+    python benchmarks/calibration_size.py --model-card
 
 For the largest and the smallest subnet, re-estimates BN on the first n bundled
 calibration images (herding order, one batch, as the app does) for each n, and
 prints the time taken and top-1 on the full Imagenette val set beside OFA's 2,000-image
 re-estimation (from ``pretrained/model_card_rows.jsonl`` when measured for these weights,
-else measured here). Run on an idle machine.
+else measured here). ``--model-card`` instead times the app's own choice of image count
+(:func:`app.calibrate.fast_calibration_size`) on every cell of the model card, beside the
+cell's measured top-1 (fast path and OFA's 2,000 images). Run on an idle machine.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 
 from common import ROOT, header, median_time, table
 
-from app.calibrate import clear_statistics_cache, recalibrate_fast
+from app.calibrate import clear_statistics_cache, fast_calibration_size, recalibrate_fast
 from app.evaluate import top1_on_tensors
 from app.space import SubnetConfig
 from app.train.dataset import load_split, recalibrate_on_training_images
@@ -36,12 +39,42 @@ def bn2000(net, cfg: SubnetConfig, name: str, train, val) -> float:
     return top1_on_tensors(sub, val.images, val.labels, net.card.mean, net.card.std)
 
 
+def model_card_cells(net) -> None:
+    """Time the fast path with its default image count on every model-card cell measured for these weights."""
+    rows_path = ROOT / "pretrained" / "model_card_rows.jsonl"
+    cells = [r for r in map(json.loads, rows_path.read_text("utf-8").splitlines()) if r.get("sha256") == net.card.sha256]
+    if not cells:
+        raise SystemExit("no model-card cells measured for these weights: run scripts/evaluate_supernet.py first")
+    rows, worst = [], 0.0
+    for cell in sorted(cells, key=lambda c: (c["subnet"], c["r"])):
+        cfg = SubnetConfig.parse(cell["config"])
+
+        def once():
+            clear_statistics_cache()
+            recalibrate_fast(net.extract(cfg), net.card)
+
+        seconds = median_time(once, repeat=3)
+        worst = max(worst, seconds)
+        n = fast_calibration_size(cfg, net.card.width_mult, net.card.num_classes)
+        rows.append([cell["subnet"], f"r={cfg.r}", str(n), f"{seconds:.2f} s", f"{cell['top1_fast']:.1f}%",
+                     f"{cell['top1_bn2000']:.1f}%", f"{cell['top1_fast'] - cell['top1_bn2000']:+.2f} pp"])
+        print(rows[-1], flush=True)
+    print(header("BN re-estimation with the app's image count, every model-card cell"))
+    print(table(["subnet", "resolution", "images", "time (median of 3)", "top-1 (fast, model card)",
+                 "top-1, OFA's 2,000 images", "difference"], rows))
+    print(f"slowest: {worst:.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10,30,100")
     ap.add_argument("--r", type=int, default=224)
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/imagenette"))
+    ap.add_argument("--model-card", action="store_true", help="time the app's default image count on every model-card cell")
     args = ap.parse_args()
+    if args.model_card:
+        model_card_cells(load_supernet())
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     net = load_supernet()
     cache = ROOT / "runs" / "cache"

@@ -8,13 +8,12 @@ subnets all appear. Each config is extracted, its BN statistics re-estimated on 
 class-balanced set of ``--bn-images`` training images (seed 0, one batch), and its top-1
 measured on one fixed half of the val set ("half A": a seeded half, stratified by class).
 The other half is kept for reporting accuracy elsewhere. Rows are appended to
-``pretrained/predictors/imagenette_acc_dataset_bn<N>.csv`` as they are measured, so a
-killed run resumes where it stopped.
+``pretrained/predictors/imagenette_acc_dataset_bn250.csv`` (the predictor's dataset; another
+``--bn-images`` needs its own ``--out``) as they are measured, so a killed run resumes where it stopped.
 
 Why 250 images: two random 250-image sets differ by 0.19 pp per config, two 30-image sets
-by 0.65 pp, which is about a predictor's whole error. (``imagenette_acc_dataset.csv``, the
-current predictor's data, was measured with BN on the 30 class-balanced calibration images
-the app used before commit c778698.)
+by 0.65 pp, which is about a predictor's whole error (the first predictor's dataset, in git
+history before this file, used 30).
 """
 
 from __future__ import annotations
@@ -77,17 +76,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bn-images", type=int, default=250, help="re-estimate BN on this many class-balanced training images")
-    ap.add_argument("--out", default=None, help="CSV to append to (default: by --bn-images, under pretrained/predictors)")
+    ap.add_argument("--out", type=Path, default=None, help="CSV to append to (default: the predictor's dataset; required with another --bn-images)")
     args = ap.parse_args()
     if args.bn_images <= 0 or args.bn_images % 10:
         raise SystemExit("--bn-images must be a multiple of 10 (class-balanced over 10 classes)")
+    if args.out is None and args.bn_images != 250:
+        raise SystemExit(f"--bn-images {args.bn_images}: name its own --out (the default file holds the 250-image target)")
     torch.set_num_threads(args.threads)
     net = load_supernet()
     card = net.card
     val = load_split(args.data, "val", ROOT / "runs" / "cache", progress=False)
     half = val_half(val.labels, 0)
     images, labels = val.images[half], val.labels[half]
-    out = Path(args.out or SUPERNET_DATASET.with_name(f"{SUPERNET_DATASET.stem}_bn{args.bn_images}.csv"))
+    out = args.out or SUPERNET_DATASET
     train = load_split(args.data, "train", ROOT / "runs" / "cache", progress=False)
     bn_set = train.images[class_balanced_indices(train.labels, args.bn_images // 10)]
     done: set[str] = set()

@@ -75,18 +75,39 @@ def test_malformed_user_tables_are_reported_not_fatal(hw_home, content):
 
 
 def test_bundled_calibration_images_were_chosen_for_the_bundled_weights():
-    from app.calibrate import FAST_CALIBRATION_IMAGES, calibration_dir, calibration_files
+    from app.calibrate import FAST_CALIBRATION_IMAGES, FAST_CALIBRATION_MAX_IMAGES, calibration_dir, calibration_files
     from app.weights import load_supernet
 
     manifest = json.loads((calibration_dir() / "selection.json").read_text("utf-8"))
     assert manifest["supernet_sha256"] == load_supernet().card.sha256, "rerun scripts/select_calibration_images.py"
     files = [p.name for p in calibration_files()]
     assert files == [row["file"] for row in manifest["images"]]  # name order is herding order
-    assert len(files) >= FAST_CALIBRATION_IMAGES
+    assert len(files) == FAST_CALIBRATION_MAX_IMAGES
     first = files[:FAST_CALIBRATION_IMAGES]
     assert len({name.split("_")[1] for name in first}) >= 8  # herding spreads the images over the classes
     errors = manifest["squared_error_vs_pool"]
     assert all(e["herded"] < e["random_median"] / 3 for e in errors.values())
+
+
+def test_fast_path_gives_smaller_subnets_more_images_in_the_same_budget():
+    """The largest subnet at r=224 gets 20 images; a config with k times fewer MACs gets about k times
+    as many, capped at the bundled 40; the statistics cache tells the two apart."""
+    import app
+    from app.calibrate import (FAST_CALIBRATION_IMAGES, FAST_CALIBRATION_MAX_IMAGES, clear_statistics_cache,
+                               fast_calibration_size, has_cached_statistics, recalibrate_fast)
+    from app.costs import count_macs
+    from app.space import SubnetConfig
+
+    size = lambda cfg: fast_calibration_size(cfg, 1.2, 10)  # noqa: E731
+    assert size(SubnetConfig.largest(224)) == FAST_CALIBRATION_IMAGES
+    assert size(SubnetConfig.smallest(128)) == FAST_CALIBRATION_MAX_IMAGES
+    mid = SubnetConfig.largest(192)
+    ratio = count_macs(SubnetConfig.largest(224), 1.2, 10) / count_macs(mid, 1.2, 10)
+    assert size(mid) == int(FAST_CALIBRATION_IMAGES * ratio) and FAST_CALIBRATION_IMAGES < size(mid) < FAST_CALIBRATION_MAX_IMAGES
+    net = app.load_supernet()
+    clear_statistics_cache()
+    assert recalibrate_fast(net.extract(mid), net.card) == size(mid)
+    assert has_cached_statistics(net.card, mid) and not has_cached_statistics(net.card, SubnetConfig.largest(224))
 
 
 def test_herding_tracks_the_mean_far_better_than_random_subsets():

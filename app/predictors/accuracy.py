@@ -94,50 +94,212 @@ def imagenet_val_calibration() -> LinearCalibration:
 
 
 SUPERNET_PREDICTOR = PRETRAINED / "predictors" / "imagenette_acc_predictor.json"
-SUPERNET_DATASET = PRETRAINED / "predictors" / "imagenette_acc_dataset.csv"
+SUPERNET_DATASET = PRETRAINED / "predictors" / "imagenette_acc_dataset_bn250.csv"
 RIDGE_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+KERNEL_GAMMAS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)  # RBF width on standardised features
+KERNEL_STRENGTHS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+SUPERNET_MODEL = ("ridge regression on OFA's 128-d one-hot encoding, log MACs, a one-hot of the resolution and "
+                  "resolution x per-stage (depth one-hot, mean kernel, mean expand ratio), plus RBF kernel ridge "
+                  "on its residuals")
 
 
-@lru_cache(maxsize=4)
-def supernet_predictor(sha256: str) -> dict | None:
-    """The bundled supernet's accuracy predictor, if one was fitted for these weights."""
-    if not SUPERNET_PREDICTOR.is_file():
-        return None
-    doc = json.loads(SUPERNET_PREDICTOR.read_text("utf-8"))
-    if doc.get("supernet_sha256") != sha256:
-        return None
-    doc["coef"] = np.asarray(doc["coef"], dtype=np.float64)
-    return doc
+def supernet_features(a: ConfigArrays, macs: np.ndarray) -> np.ndarray:
+    """Features of the bundled supernet's predictor (no intercept column): OFA's 128-d one-hot encoding,
+    log MACs, a one-hot of the resolution (every choice), and the centred resolution times each stage's
+    depth one-hot, mean kernel index and mean expand index over its active blocks."""
+    from app.space import DEPTH_CHOICES, MAX_DEPTH, NUM_STAGES, RESOLUTION_CHOICES
+
+    n = len(a)
+    rn = ((a.r.astype(np.float64) - 176.0) / 48.0)[:, None]
+    res = (a.r[:, None] == np.asarray(RESOLUTION_CHOICES)[None, :]).astype(np.float64)
+    depth = (a.d[:, :, None] == np.asarray(DEPTH_CHOICES)[None, None, :]).reshape(n, -1).astype(np.float64)
+    act = a.active.reshape(n, NUM_STAGES, MAX_DEPTH).astype(np.float64)
+    n_act = act.sum(2)
+    k_mean = (a.k_idx.reshape(n, NUM_STAGES, MAX_DEPTH) * act).sum(2) / n_act
+    e_mean = (a.e_idx.reshape(n, NUM_STAGES, MAX_DEPTH) * act).sum(2) / n_act
+    log_macs = np.log(np.asarray(macs, dtype=np.float64) / 3e8)[:, None]
+    return np.concatenate([ofa_features(a).astype(np.float64), log_macs, res, rn * depth, rn * k_mean, rn * e_mean], axis=1)
 
 
-def supernet_design(a: ConfigArrays, macs: np.ndarray) -> np.ndarray:
-    """Features of the bundled supernet's predictor: OFA's 128-d one-hot encoding, log MACs,
-    resolution and its square (centred), and an intercept."""
-    rn = (a.r.astype(np.float64) - 176.0) / 48.0
-    extra = np.stack([np.log(np.asarray(macs, dtype=np.float64) / 3e8), rn, rn**2, np.ones(len(a))], axis=1)
-    return np.concatenate([ofa_features(a).astype(np.float64), extra], axis=1)
+@dataclass(frozen=True)
+class SupernetAccuracyModel:
+    """Ridge on :func:`supernet_features` plus RBF kernel ridge on its residuals; features in, top-1 (%) out."""
+
+    coef: np.ndarray  # linear weights, intercept last
+    x_mean: np.ndarray  # standardisation of the kernel's inputs
+    x_scale: np.ndarray
+    anchors: np.ndarray  # standardised features of the training configs
+    alpha: np.ndarray  # kernel weights, one per anchor
+    gamma: float
+
+    def linear(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef[:-1] + self.coef[-1]
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        if len(self.alpha) == 0:
+            return self.linear(X)
+        return self.linear(X) + _rbf(_standardise(X, self.x_mean, self.x_scale), self.anchors, self.gamma) @ self.alpha
 
 
-def supernet_top1(doc: dict, a: ConfigArrays, macs: np.ndarray) -> np.ndarray:
-    """Predicted top-1 (%) of configs ``a`` (their MACs given) with the fitted ``doc``."""
-    return supernet_design(a, macs) @ doc["coef"]
+def _standardise(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return (X - mean) / scale
 
 
-def load_supernet_dataset(card, path: Path = SUPERNET_DATASET) -> tuple[np.ndarray, np.ndarray]:
-    """Design matrix and measured top-1 of the dataset rows for ``card``'s weights (first row per config)."""
+def _rbf(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
+    sq = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * A @ B.T
+    return np.exp(-gamma * np.maximum(sq, 0.0))
+
+
+def _ridge(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    """Ridge weights of ``y`` on ``X`` with an unpenalised intercept (returned last)."""
+    Xi = np.concatenate([X, np.ones((len(X), 1))], axis=1)
+    reg = lam * np.eye(Xi.shape[1])
+    reg[-1, -1] = 0.0
+    return np.linalg.solve(Xi.T @ Xi + reg, Xi.T @ y)
+
+
+def _fit_model(X: np.ndarray, y: np.ndarray, lam: float, gamma: float, kernel_lam: float | None) -> SupernetAccuracyModel:
+    """The two-stage model on rows ``X``, ``y``; ``kernel_lam=None`` leaves out the kernel part."""
+    coef = _ridge(X, y, lam)
+    mean, scale = X.mean(0), X.std(0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    Z = _standardise(X, mean, scale)
+    if kernel_lam is None:
+        return SupernetAccuracyModel(coef, mean, scale, Z[:0], np.zeros(0), gamma)
+    resid = y - (X @ coef[:-1] + coef[-1])
+    alpha = np.linalg.solve(_rbf(Z, Z, gamma) + kernel_lam * np.eye(len(Z)), resid)
+    return SupernetAccuracyModel(coef, mean, scale, Z, alpha, gamma)
+
+
+def _cv_rmse(X: np.ndarray, y: np.ndarray, folds: list[np.ndarray], **params) -> float:
+    err = []
+    for k in range(len(folds)):
+        fit_idx = np.concatenate([folds[j] for j in range(len(folds)) if j != k])
+        model = _fit_model(X[fit_idx], y[fit_idx], **params)
+        err.append(np.mean((model(X[folds[k]]) - y[folds[k]]) ** 2))
+    return float(np.sqrt(np.mean(err)))
+
+
+def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out: float = 0.2) -> dict:
+    """Fit the two-stage model of measured top-1 ``y`` on features ``X``: a seeded ``held_out`` share of
+    the rows is kept aside; on the rest, 5-fold cross-validation chooses the ridge strength first, then
+    the kernel's width and strength (or no kernel part, if it does not lower the CV error). Returns the
+    hyper-parameters, the split, the model and its held-out RMSE (percentage points) and Kendall's tau."""
+    n = len(y)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train = int(round((1 - held_out) * n))
+    tr, te = np.sort(perm[:n_train]), perm[n_train:]
+    folds = np.array_split(np.random.default_rng(seed + 1).permutation(tr), 5)
+    cv_ridge = {lam: _cv_rmse(X, y, folds, lam=lam, gamma=0.0, kernel_lam=None) for lam in RIDGE_STRENGTHS}
+    lam = min(cv_ridge, key=cv_ridge.get)
+    best = (cv_ridge[lam], 0.0, None)
+    for gamma in KERNEL_GAMMAS:
+        for kl in KERNEL_STRENGTHS:
+            e = _cv_rmse(X, y, folds, lam=lam, gamma=gamma, kernel_lam=kl)
+            if e < best[0]:
+                best = (e, gamma, kl)
+    cv, gamma, kernel_lam = best
+    model = _fit_model(X[tr], y[tr], lam, gamma, kernel_lam)
+    pred = model(X[te])
+    baseline = float(np.sqrt(np.mean((y[tr].mean() - y[te]) ** 2)))
+    linear_only = float(np.sqrt(np.mean((model.linear(X[te]) - y[te]) ** 2)))
+    return {
+        "model_fit": model,
+        "ridge": lam,
+        "kernel_gamma": gamma,
+        "kernel_ridge": kernel_lam,
+        "cv_rmse_pp": cv,
+        "cv_rmse_pp_linear_only": cv_ridge[lam],
+        "split": {"seed": seed, "train": int(n_train), "n": int(n)},
+        "train_rows": tr.tolist(),
+        "heldout": {"configs": int(len(te)), "rmse_pp": float(np.sqrt(np.mean((pred - y[te]) ** 2))),
+                    "kendall_tau": kendall_tau(pred, y[te]), "rmse_pp_predicting_the_mean": baseline,
+                    "rmse_pp_linear_part_only": linear_only},
+    }
+
+
+@dataclass(frozen=True)
+class SupernetDataset:
+    """The measured dataset of the bundled supernet's predictor: configs, features, measured top-1."""
+
+    configs: list[str]
+    X: np.ndarray
+    y: np.ndarray
+
+
+def load_supernet_dataset(card, path: Path = SUPERNET_DATASET) -> SupernetDataset:
+    """The dataset rows for ``card``'s weights (the first row per config)."""
     import csv
-
-    from app.predictors.encoding import encode
-    from app.predictors.hardware import cost_batch
-    from app.space import SubnetConfig
 
     seen: dict[str, float] = {}
     with Path(path).open(newline="") as f:
         for row in csv.DictReader(f):
             if row["supernet_sha256"] == card.sha256:
                 seen.setdefault(row["config"], float(row["top1_half_a"]))
-    a = encode([SubnetConfig.parse(c) for c in seen])
-    return supernet_design(a, cost_batch(a, "macs", card.width_mult, card.num_classes)), np.array(list(seen.values()))
+    configs = list(seen)
+    return SupernetDataset(configs, _features_of(configs, card.width_mult, card.num_classes), np.array(list(seen.values())))
+
+
+def _features_of(configs: list[str], width_mult: float, num_classes: int) -> np.ndarray:
+    from app.predictors.encoding import encode
+    from app.predictors.hardware import cost_batch
+    from app.space import SubnetConfig
+
+    a = encode([SubnetConfig.parse(c) for c in configs])
+    return supernet_features(a, cost_batch(a, "macs", width_mult, num_classes))
+
+
+def predictor_document(fit: dict, data: SupernetDataset, card, target: str, dataset_name: str) -> dict:
+    """The JSON form of a fit: hyper-parameters, figures, linear weights, kernel weights and the configs
+    they belong to (their features are recomputed at load)."""
+    m: SupernetAccuracyModel = fit["model_fit"]
+    return {"supernet_sha256": card.sha256, "width_mult": card.width_mult, "num_classes": card.num_classes, "model": SUPERNET_MODEL, "target": target, "dataset": dataset_name,
+            **{k: v for k, v in fit.items() if k not in ("model_fit", "train_rows")},
+            "coef": m.coef.tolist(), "kernel_alpha": m.alpha.tolist(),
+            "kernel_configs": [data.configs[i] for i in fit["train_rows"]] if len(m.alpha) else []}
+
+
+@lru_cache(maxsize=4)
+def supernet_predictor(sha256: str) -> dict | None:
+    """The bundled supernet's accuracy predictor, if one was fitted for these weights; its ``model_fit``
+    is the callable model (read-only). An unreadable file is reported (a warning) and treated as absent."""
+    if not SUPERNET_PREDICTOR.is_file():
+        return None
+    try:
+        doc = json.loads(SUPERNET_PREDICTOR.read_text("utf-8"))
+        if doc.get("supernet_sha256") != sha256:
+            return None
+        doc["model_fit"] = _model_from_document(doc)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        import warnings
+
+        warnings.warn(f"{SUPERNET_PREDICTOR.name}: unreadable accuracy predictor ({type(exc).__name__}: {exc}); "
+                      "rerun scripts/fit_accuracy_predictor.py", stacklevel=2)
+        return None
+    return doc
+
+
+def _model_from_document(doc: dict) -> SupernetAccuracyModel:
+    coef = np.asarray(doc["coef"], dtype=np.float64)
+    alpha = np.asarray(doc["kernel_alpha"], dtype=np.float64)
+    if alpha.size:
+        X = _features_of(doc["kernel_configs"], doc["width_mult"], doc["num_classes"])
+        if len(X) != alpha.size or coef.size != X.shape[1] + 1:
+            raise ValueError(f"{alpha.size} kernel weights and {coef.size} linear weights for {len(X)} configs of "
+                             f"{X.shape[1]} features")
+        mean, scale = X.mean(0), X.std(0)
+        scale = np.where(scale > 1e-12, scale, 1.0)
+        anchors = _standardise(X, mean, scale)
+    else:
+        mean = scale = anchors = np.zeros((0,))
+    for arr in (coef, alpha, mean, scale, anchors):
+        arr.flags.writeable = False
+    return SupernetAccuracyModel(coef, mean, scale, anchors, alpha, float(doc["kernel_gamma"]))
+
+
+def supernet_top1(doc: dict, a: ConfigArrays, macs: np.ndarray) -> np.ndarray:
+    """Predicted top-1 (%) of configs ``a`` (their MACs given) with the fitted ``doc``."""
+    return doc["model_fit"](supernet_features(a, macs))
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
@@ -145,40 +307,3 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     i, j = np.triu_indices(len(a), 1)
     s = np.sign(a[i] - a[j]) * np.sign(b[i] - b[j])
     return float(s.sum() / len(s))
-
-
-def _ridge(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
-    reg = lam * np.eye(X.shape[1])
-    reg[-1, -1] = 0.0  # no penalty on the intercept (the last column)
-    return np.linalg.solve(X.T @ X + reg, X.T @ y)
-
-
-def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out: float = 0.2) -> dict:
-    """Ridge regression of measured top-1 ``y`` on design ``X``: a seeded ``held_out`` share of the rows
-    is kept aside; the ridge strength is chosen by 5-fold cross-validation on the rest, which the
-    coefficients are then fitted on. Returns coefficients, the strength, the split and the held-out
-    RMSE (percentage points) and Kendall's tau."""
-    n = len(y)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train = int(round((1 - held_out) * n))
-    tr, te = perm[:n_train], perm[n_train:]
-    folds = np.array_split(tr, 5)
-    cv = {}
-    for lam in RIDGE_STRENGTHS:
-        err = []
-        for k in range(5):
-            fit_idx = np.concatenate([folds[j] for j in range(5) if j != k])
-            err.append(np.mean((X[folds[k]] @ _ridge(X[fit_idx], y[fit_idx], lam) - y[folds[k]]) ** 2))
-        cv[lam] = float(np.sqrt(np.mean(err)))
-    lam = min(cv, key=cv.get)
-    coef = _ridge(X[tr], y[tr], lam)
-    pred = X[te] @ coef
-    baseline = float(np.sqrt(np.mean((y[tr].mean() - y[te]) ** 2)))
-    return {
-        "coef": coef,
-        "ridge": lam,
-        "cv_rmse_pp": cv[lam],
-        "split": {"seed": seed, "train": int(n_train), "n": int(n)},
-        "heldout": {"configs": int(len(te)), "rmse_pp": float(np.sqrt(np.mean((pred - y[te]) ** 2))),
-                    "kendall_tau": kendall_tau(pred, y[te]), "rmse_pp_predicting_the_mean": baseline},
-    }
