@@ -168,6 +168,17 @@ def test_specialise_runs_a_search():
     assert any("Found" in s.value for s in at.success)
     lat = float(_metrics(at)["Latency"].split()[0])
     assert lat <= 25.0
+    assert not any("most optimistic" in c.value for c in at.caption)  # OFA's ImageNet predictor: no such caveat
+
+
+def test_specialise_on_the_supernet_predictor_warns_that_searches_flatter_it():
+    at = page("specialise", hw="note10").run()
+    at.radio(key="sp_acc").set_value("supernet").run()
+    at.slider(key="sp_gens").set_value(50).run()
+    at.button(key="sp_go").click().run()
+    no_exceptions(at)
+    assert any("Found" in s.value for s in at.success)
+    assert any("most optimistic" in c.value and "Measure accuracy" in c.value for c in at.caption)
 
 
 def test_compare_pins_from_url():
