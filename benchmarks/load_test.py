@@ -45,7 +45,8 @@ async def session(browser, url: str, n: int, seed: int, latencies: list, errors:
     await page.goto(url + "/")
     await page.wait_for_selector('[data-testid="stMetricValue"]', timeout=120_000)
     for _ in range(n):
-        slider = page.get_by_role("slider", name=rng.choice(SLIDERS))
+        name = rng.choice(SLIDERS)
+        slider = page.get_by_role("slider", name=name)
         value, hi = int(await slider.get_attribute("value")), int(await slider.get_attribute("max"))
         key = "ArrowLeft" if value == hi else "ArrowRight" if value == 0 else rng.choice(["ArrowLeft", "ArrowRight"])
         before = page.url
@@ -57,7 +58,13 @@ async def session(browser, url: str, n: int, seed: int, latencies: list, errors:
             await page.wait_for_function(IDLE, timeout=30_000)
             latencies.append(time.perf_counter() - t)
         except Exception as exc:  # noqa: BLE001 - every failure counts as an error
-            errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
+            # was the key press lost in the browser (slider unchanged) or did the app not follow it (URL unchanged)?
+            try:
+                now = await page.get_by_role("slider", name=name).get_attribute("value", timeout=5_000)
+            except Exception:  # noqa: BLE001
+                now = "?"
+            errors.append(f"{type(exc).__name__} on {name!r} {key} from {value}/{hi}: slider now {now}, "
+                          f"URL {'unchanged' if page.url == before else 'changed'}: {str(exc)[:80]}")
         if await page.locator('[data-testid="stException"]').count():
             errors.append("exception shown: " + (await page.locator('[data-testid="stException"]').first.inner_text())[:200])
         done.append(1)
