@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -150,11 +151,18 @@ def fast_calibration_size(cfg, width_mult: float, num_classes: int) -> int:
     r=224 gets ``FAST_CALIBRATION_IMAGES``; a config with fewer MACs gets proportionally more (about the
     same time), at most the ``FAST_CALIBRATION_MAX_IMAGES`` bundled."""
     from app.costs import count_macs
+
+    n = int(_image_budget_macs(width_mult, num_classes) // count_macs(cfg, width_mult, num_classes))
+    return max(FAST_CALIBRATION_IMAGES, min(FAST_CALIBRATION_MAX_IMAGES, n))
+
+
+@lru_cache(maxsize=8)
+def _image_budget_macs(width_mult: float, num_classes: int) -> int:
+    """MACs of ``FAST_CALIBRATION_IMAGES`` images through the largest subnet at r=224: the fast path's budget."""
+    from app.costs import count_macs
     from app.space import SubnetConfig
 
-    budget = FAST_CALIBRATION_IMAGES * count_macs(SubnetConfig.largest(224), width_mult, num_classes)
-    n = int(budget // count_macs(cfg, width_mult, num_classes))
-    return max(FAST_CALIBRATION_IMAGES, min(FAST_CALIBRATION_MAX_IMAGES, n))
+    return FAST_CALIBRATION_IMAGES * count_macs(SubnetConfig.largest(224), width_mult, num_classes)
 
 
 def _stats_key(card, cfg, n: int, chunk: int) -> tuple | None:

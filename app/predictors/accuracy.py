@@ -158,17 +158,21 @@ def _ridge(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     return np.linalg.solve(Xi.T @ Xi + reg, Xi.T @ y)
 
 
+def _standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and scale of the kernel's inputs (constant features keep scale 1)."""
+    scale = X.std(0)
+    return X.mean(0), np.where(scale > 1e-12, scale, 1.0)
+
+
 def _fit_model(X: np.ndarray, y: np.ndarray, lam: float, gamma: float, kernel_lam: float | None) -> SupernetAccuracyModel:
     """The two-stage model on rows ``X``, ``y``; ``kernel_lam=None`` leaves out the kernel part."""
-    coef = _ridge(X, y, lam)
-    mean, scale = X.mean(0), X.std(0)
-    scale = np.where(scale > 1e-12, scale, 1.0)
+    mean, scale = _standardisation(X)
     Z = _standardise(X, mean, scale)
+    linear = SupernetAccuracyModel(_ridge(X, y, lam), mean, scale, Z[:0], np.zeros(0), gamma)
     if kernel_lam is None:
-        return SupernetAccuracyModel(coef, mean, scale, Z[:0], np.zeros(0), gamma)
-    resid = y - (X @ coef[:-1] + coef[-1])
-    alpha = np.linalg.solve(_rbf(Z, Z, gamma) + kernel_lam * np.eye(len(Z)), resid)
-    return SupernetAccuracyModel(coef, mean, scale, Z, alpha, gamma)
+        return linear
+    alpha = np.linalg.solve(_rbf(Z, Z, gamma) + kernel_lam * np.eye(len(Z)), y - linear(X))
+    return SupernetAccuracyModel(linear.coef, mean, scale, Z, alpha, gamma)
 
 
 def _cv_rmse(X: np.ndarray, y: np.ndarray, folds: list[np.ndarray], **params) -> float:
@@ -287,8 +291,7 @@ def _model_from_document(doc: dict) -> SupernetAccuracyModel:
         if len(X) != alpha.size or coef.size != X.shape[1] + 1:
             raise ValueError(f"{alpha.size} kernel weights and {coef.size} linear weights for {len(X)} configs of "
                              f"{X.shape[1]} features")
-        mean, scale = X.mean(0), X.std(0)
-        scale = np.where(scale > 1e-12, scale, 1.0)
+        mean, scale = _standardisation(X)
         anchors = _standardise(X, mean, scale)
     else:
         mean = scale = anchors = np.zeros((0,))
