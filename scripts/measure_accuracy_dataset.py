@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bn-images", type=int, default=250, help="re-estimate BN on this many class-balanced training images")
+    ap.add_argument("--weights", default=None, help="supernet to measure (default: the bundled one)")
     ap.add_argument("--out", type=Path, default=None, help="CSV to append to (default: the predictor's dataset; required with another --bn-images)")
     args = ap.parse_args()
     if args.bn_images <= 0 or args.bn_images % 10:
@@ -83,7 +84,7 @@ def main() -> None:
     if args.out is None and args.bn_images != 250:
         raise SystemExit(f"--bn-images {args.bn_images}: name its own --out (the default file holds the 250-image target)")
     torch.set_num_threads(args.threads)
-    net = load_supernet()
+    net = load_supernet(args.weights)
     card = net.card
     val = load_split(args.data, "val", ROOT / "runs" / "cache", progress=False)
     half = val_half(val.labels, 0)

@@ -183,8 +183,10 @@ def test_bundled_supernet_predictor_recomputed_from_its_csv():
     doc = acc.supernet_predictor(card.sha256)
     assert doc is not None, "no accuracy predictor fitted for the bundled weights"
     data = acc.load_supernet_dataset(card, acc.SUPERNET_PREDICTOR.parent / doc["dataset"])
-    assert len(data.y) >= 500 and doc["split"]["n"] == len(data.y)
-    fit = acc.fit_supernet_predictor(data.X, data.y, seed=doc["split"]["seed"])
+    current = int((data.prior < 0).sum())
+    assert len(data.y) >= 500 and current >= acc.MIN_CURRENT_CONFIGS and doc["split"]["n"] == current
+    assert doc.get("earlier_weights", []) == list(data.priors)
+    fit = acc.fit_supernet_predictor(data.X, data.y, seed=doc["split"]["seed"], prior=data.prior)
     for key in ("ridge", "kernel_gamma", "kernel_ridge"):
         assert fit[key] == doc[key]
     np.testing.assert_allclose(fit["model_fit"].coef, doc["coef"], atol=1e-9)
@@ -242,3 +244,54 @@ def test_supernet_predictor_kernel_part_learns_an_interaction_ridge_cannot():
     h = fit["heldout"]
     assert fit["kernel_ridge"] is not None
     assert h["rmse_pp"] < 0.5 * h["rmse_pp_linear_part_only"]
+
+
+def test_supernet_predictor_learns_shape_from_earlier_weights_and_level_from_current():
+    """Rows measured on earlier weights (a constant 1.5 pp higher here) teach the shape; with only 60
+    configs on the current weights, fewer than the features, the pooled fit predicts them far better than those 60 alone, and
+    only current-weights configs are ever held out."""
+    from app.predictors import accuracy as acc
+
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 2, (460, 60)).astype(float)  # more features than current-weights configs
+    truth = rng.normal(0, 1, 60)
+    prior = np.r_[np.zeros(400, dtype=int), np.full(60, -1)]
+    y = X @ truth + 80.0 + 1.5 * (prior == 0) + rng.normal(0, 0.1, 460)
+    pooled = acc.fit_supernet_predictor(np.c_[X, prior == 0], y, prior=prior)
+    alone = acc.fit_supernet_predictor(X[400:], y[400:])
+    held = np.setdiff1d(np.arange(460), pooled["train_rows"])
+    assert pooled["split"]["n"] == 60 and len(held) == 12 and (held >= 400).all()
+    assert pooled["heldout"]["rmse_pp"] < 0.2 < alone["heldout"]["rmse_pp"]
+    current = np.c_[X[400:], np.zeros(60)]  # the current weights' features: shift column 0
+    assert abs(np.mean(pooled["model_fit"](current) - y[400:])) < 0.1
+
+
+def test_supernet_dataset_takes_rows_of_the_current_weights_and_their_lineage(tmp_path):
+    """The dataset of a continued supernet: its own rows first, then its lineage's (with their shift
+    columns set), never rows of unrelated weights; predicting uses the current weights' columns."""
+    import csv
+
+    from app.predictors import accuracy as acc
+    from app.predictors.encoding import encode
+    from app.supernet import SupernetCard
+
+    cfgs = [SubnetConfig.uniform(7, 6, 4, r=224), SubnetConfig.uniform(3, 3, 2, r=128), SubnetConfig.uniform(5, 4, 3, r=160)]
+    rows = [("new", 0, 83.0), ("old", 0, 82.0), ("old", 1, 80.0), ("other", 2, 50.0), ("new", 2, 81.0), ("old", 2, 79.5)]
+    path = tmp_path / "d_bn250.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, ["config", "top1_half_a", "supernet_sha256"])
+        w.writeheader()
+        for sha, i, top1 in rows:
+            w.writerow({"config": cfgs[i].to_compact(), "top1_half_a": top1, "supernet_sha256": sha})
+    card = SupernetCard(width_mult=1.2, classes=[str(i) for i in range(10)], sha256="new",
+                        extra={"lineage": [{"sha256": "older-unmeasured"}, {"sha256": "old"}]})
+    data = acc.load_supernet_dataset(card, path)
+    assert data.priors == ("old",)
+    assert data.configs == [cfgs[0].to_compact(), cfgs[2].to_compact(), cfgs[0].to_compact(), cfgs[1].to_compact(), cfgs[2].to_compact()]
+    assert data.y.tolist() == [83.0, 81.0, 82.0, 80.0, 79.5] and data.prior.tolist() == [-1, -1, 0, 0, 0]
+    base = acc.SHIFT_TERMS
+    shift = data.X[:, -base:]
+    assert (shift[:2] == 0).all() and (shift[2:, 0] == 1).all()
+    a = encode([cfgs[0]])
+    macs = P.hardware.cost_batch(a, "macs", 1.2, 10)
+    np.testing.assert_allclose(acc.supernet_features(a, macs, n_priors=1), data.X[:1])

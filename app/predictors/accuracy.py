@@ -98,15 +98,22 @@ SUPERNET_DATASET = PRETRAINED / "predictors" / "imagenette_acc_dataset_bn250.csv
 RIDGE_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 KERNEL_GAMMAS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)  # RBF width on standardised features
 KERNEL_STRENGTHS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+MIN_CURRENT_CONFIGS = 100  # measured on the weights predicted for, when earlier versions' rows fill the rest
+SHIFT_TERMS = 3  # per earlier weights version in the dataset: offset, x log MACs, x resolution
 SUPERNET_MODEL = ("ridge regression on OFA's 128-d one-hot encoding, log MACs, a one-hot of the resolution and "
                   "resolution x per-stage (depth one-hot, mean kernel, mean expand ratio), plus RBF kernel ridge "
                   "on its residuals")
 
 
-def supernet_features(a: ConfigArrays, macs: np.ndarray) -> np.ndarray:
+def supernet_features(a: ConfigArrays, macs: np.ndarray, prior: np.ndarray | None = None, n_priors: int = 0) -> np.ndarray:
     """Features of the bundled supernet's predictor (no intercept column): OFA's 128-d one-hot encoding,
     log MACs, a one-hot of the resolution (every choice), and the centred resolution times each stage's
-    depth one-hot, mean kernel index and mean expand index over its active blocks."""
+    depth one-hot, mean kernel index and mean expand index over its active blocks.
+
+    With ``n_priors`` earlier weights versions in the dataset, :data:`SHIFT_TERMS` columns per version
+    follow: for a row measured on version ``prior[i]`` (``-1``: the weights predicted for, the default
+    for every row) its offset, log MACs and centred resolution, so one fit learns how much each
+    earlier version differs and predicts in the units of the current one."""
     from app.space import DEPTH_CHOICES, MAX_DEPTH, NUM_STAGES, RESOLUTION_CHOICES
 
     n = len(a)
@@ -118,7 +125,12 @@ def supernet_features(a: ConfigArrays, macs: np.ndarray) -> np.ndarray:
     k_mean = (a.k_idx.reshape(n, NUM_STAGES, MAX_DEPTH) * act).sum(2) / n_act
     e_mean = (a.e_idx.reshape(n, NUM_STAGES, MAX_DEPTH) * act).sum(2) / n_act
     log_macs = np.log(np.asarray(macs, dtype=np.float64) / 3e8)[:, None]
-    return np.concatenate([ofa_features(a).astype(np.float64), log_macs, res, rn * depth, rn * k_mean, rn * e_mean], axis=1)
+    shift = np.zeros((n, SHIFT_TERMS * n_priors))
+    if prior is not None and n_priors:
+        rows = np.flatnonzero(prior >= 0)
+        cols = SHIFT_TERMS * prior[rows, None] + np.arange(SHIFT_TERMS)[None, :]
+        shift[rows[:, None], cols] = np.concatenate([np.ones((n, 1)), log_macs, rn], axis=1)[rows]
+    return np.concatenate([ofa_features(a).astype(np.float64), log_macs, res, rn * depth, rn * k_mean, rn * e_mean, shift], axis=1)
 
 
 @dataclass(frozen=True)
@@ -175,37 +187,43 @@ def _fit_model(X: np.ndarray, y: np.ndarray, lam: float, gamma: float, kernel_la
     return SupernetAccuracyModel(linear.coef, mean, scale, Z, alpha, gamma)
 
 
-def _cv_rmse(X: np.ndarray, y: np.ndarray, folds: list[np.ndarray], **params) -> float:
+def _cv_rmse(X: np.ndarray, y: np.ndarray, folds: list[np.ndarray], always: np.ndarray, **params) -> float:
+    """Cross-validated RMSE over ``folds``; the rows ``always`` are in every fit and never validated."""
     err = []
     for k in range(len(folds)):
-        fit_idx = np.concatenate([folds[j] for j in range(len(folds)) if j != k])
+        fit_idx = np.concatenate([folds[j] for j in range(len(folds)) if j != k] + [always])
         model = _fit_model(X[fit_idx], y[fit_idx], **params)
         err.append(np.mean((model(X[folds[k]]) - y[folds[k]]) ** 2))
     return float(np.sqrt(np.mean(err)))
 
 
-def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out: float = 0.2) -> dict:
+def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out: float = 0.2,
+                           prior: np.ndarray | None = None) -> dict:
     """Fit the two-stage model of measured top-1 ``y`` on features ``X``: a seeded ``held_out`` share of
     the rows is kept aside; on the rest, 5-fold cross-validation chooses the ridge strength first, then
-    the kernel's width and strength (or no kernel part, if it does not lower the CV error). Returns the
-    hyper-parameters, the split, the model and its held-out RMSE (percentage points) and Kendall's tau."""
-    n = len(y)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train = int(round((1 - held_out) * n))
-    tr, te = np.sort(perm[:n_train]), perm[n_train:]
-    folds = np.array_split(np.random.default_rng(seed + 1).permutation(tr), 5)
-    cv_ridge = {lam: _cv_rmse(X, y, folds, lam=lam, gamma=0.0, kernel_lam=None) for lam in RIDGE_STRENGTHS}
+    the kernel's width and strength (or no kernel part, if it does not lower the CV error). Rows with
+    ``prior >= 0`` (measured on earlier weights) are always fitted and never held out or validated.
+    Returns the hyper-parameters, the split, the model and its held-out RMSE (percentage points) and
+    Kendall's tau."""
+    earlier = np.flatnonzero(prior >= 0) if prior is not None else np.zeros(0, dtype=int)
+    current = np.setdiff1d(np.arange(len(y)), earlier)
+    perm = current[np.random.default_rng(seed).permutation(len(current))]
+    n_train = int(round((1 - held_out) * len(current)))
+    tr_current, te = np.sort(perm[:n_train]), perm[n_train:]
+    folds = np.array_split(np.random.default_rng(seed + 1).permutation(tr_current), 5)
+    cv_ridge = {lam: _cv_rmse(X, y, folds, earlier, lam=lam, gamma=0.0, kernel_lam=None) for lam in RIDGE_STRENGTHS}
     lam = min(cv_ridge, key=cv_ridge.get)
     best = (cv_ridge[lam], 0.0, None)
     for gamma in KERNEL_GAMMAS:
         for kl in KERNEL_STRENGTHS:
-            e = _cv_rmse(X, y, folds, lam=lam, gamma=gamma, kernel_lam=kl)
+            e = _cv_rmse(X, y, folds, earlier, lam=lam, gamma=gamma, kernel_lam=kl)
             if e < best[0]:
                 best = (e, gamma, kl)
     cv, gamma, kernel_lam = best
+    tr = np.sort(np.concatenate([tr_current, earlier]))
     model = _fit_model(X[tr], y[tr], lam, gamma, kernel_lam)
     pred = model(X[te])
-    baseline = float(np.sqrt(np.mean((y[tr].mean() - y[te]) ** 2)))
+    baseline = float(np.sqrt(np.mean((y[tr_current].mean() - y[te]) ** 2)))
     linear_only = float(np.sqrt(np.mean((model.linear(X[te]) - y[te]) ** 2)))
     return {
         "model_fit": model,
@@ -214,7 +232,7 @@ def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out
         "kernel_ridge": kernel_lam,
         "cv_rmse_pp": cv,
         "cv_rmse_pp_linear_only": cv_ridge[lam],
-        "split": {"seed": seed, "train": int(n_train), "n": int(n)},
+        "split": {"seed": seed, "train": int(n_train), "n": int(len(current)), "earlier_weights_rows": int(len(earlier))},
         "train_rows": tr.tolist(),
         "heldout": {"configs": int(len(te)), "rmse_pp": float(np.sqrt(np.mean((pred - y[te]) ** 2))),
                     "kendall_tau": kendall_tau(pred, y[te]), "rmse_pp_predicting_the_mean": baseline,
@@ -224,33 +242,43 @@ def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out
 
 @dataclass(frozen=True)
 class SupernetDataset:
-    """The measured dataset of the bundled supernet's predictor: configs, features, measured top-1."""
+    """The measured dataset of the bundled supernet's predictor: configs, features, measured top-1, and
+    for each row which earlier weights version it was measured on (``-1``: the current weights)."""
 
     configs: list[str]
     X: np.ndarray
     y: np.ndarray
+    prior: np.ndarray
+    priors: tuple[str, ...]  # sha256 of the earlier versions, in the order of their shift columns
 
 
 def load_supernet_dataset(card, path: Path = SUPERNET_DATASET) -> SupernetDataset:
-    """The dataset rows for ``card``'s weights (the first row per config)."""
+    """The dataset rows for ``card``'s weights and for the earlier weights they continue (the card's
+    training lineage), the first row per config and version."""
     import csv
 
-    seen: dict[str, float] = {}
+    lineage = [run["sha256"] for run in (card.extra or {}).get("lineage", []) if run.get("sha256")]
+    seen: dict[tuple[str, str], float] = {}
     with Path(path).open(newline="") as f:
         for row in csv.DictReader(f):
-            if row["supernet_sha256"] == card.sha256:
-                seen.setdefault(row["config"], float(row["top1_half_a"]))
-    configs = list(seen)
-    return SupernetDataset(configs, _features_of(configs, card.width_mult, card.num_classes), np.array(list(seen.values())))
+            if row["supernet_sha256"] == card.sha256 or row["supernet_sha256"] in lineage:
+                seen.setdefault((row["supernet_sha256"], row["config"]), float(row["top1_half_a"]))
+    priors = tuple(sha for sha in lineage if any(k[0] == sha for k in seen))
+    keys = sorted(seen, key=lambda k: k[0] != card.sha256)  # current weights first, each in file order
+    configs = [c for _, c in keys]
+    prior = np.array([priors.index(sha) if sha != card.sha256 else -1 for sha, _ in keys], dtype=int)
+    X = _features_of(configs, card.width_mult, card.num_classes, prior, len(priors))
+    return SupernetDataset(configs, X, np.array([seen[k] for k in keys]), prior, priors)
 
 
-def _features_of(configs: list[str], width_mult: float, num_classes: int) -> np.ndarray:
+def _features_of(configs: list[str], width_mult: float, num_classes: int, prior: np.ndarray | None = None,
+                 n_priors: int = 0) -> np.ndarray:
     from app.predictors.encoding import encode
     from app.predictors.hardware import cost_batch
     from app.space import SubnetConfig
 
     a = encode([SubnetConfig.parse(c) for c in configs])
-    return supernet_features(a, cost_batch(a, "macs", width_mult, num_classes))
+    return supernet_features(a, cost_batch(a, "macs", width_mult, num_classes), prior, n_priors)
 
 
 def predictor_document(fit: dict, data: SupernetDataset, card, target: str, dataset_name: str) -> dict:
@@ -259,8 +287,10 @@ def predictor_document(fit: dict, data: SupernetDataset, card, target: str, data
     m: SupernetAccuracyModel = fit["model_fit"]
     return {"supernet_sha256": card.sha256, "width_mult": card.width_mult, "num_classes": card.num_classes, "model": SUPERNET_MODEL, "target": target, "dataset": dataset_name,
             **{k: v for k, v in fit.items() if k not in ("model_fit", "train_rows")},
+            "earlier_weights": list(data.priors),
             "coef": m.coef.tolist(), "kernel_alpha": m.alpha.tolist(),
-            "kernel_configs": [data.configs[i] for i in fit["train_rows"]] if len(m.alpha) else []}
+            "kernel_configs": [data.configs[i] for i in fit["train_rows"]] if len(m.alpha) else [],
+            "kernel_prior": [int(data.prior[i]) for i in fit["train_rows"]] if len(m.alpha) and data.priors else []}
 
 
 @lru_cache(maxsize=4)
@@ -287,7 +317,9 @@ def _model_from_document(doc: dict) -> SupernetAccuracyModel:
     coef = np.asarray(doc["coef"], dtype=np.float64)
     alpha = np.asarray(doc["kernel_alpha"], dtype=np.float64)
     if alpha.size:
-        X = _features_of(doc["kernel_configs"], doc["width_mult"], doc["num_classes"])
+        n_priors = len(doc.get("earlier_weights", []))
+        prior = np.asarray(doc["kernel_prior"], dtype=int) if n_priors else None
+        X = _features_of(doc["kernel_configs"], doc["width_mult"], doc["num_classes"], prior, n_priors)
         if len(X) != alpha.size or coef.size != X.shape[1] + 1:
             raise ValueError(f"{alpha.size} kernel weights and {coef.size} linear weights for {len(X)} configs of "
                              f"{X.shape[1]} features")
@@ -302,7 +334,7 @@ def _model_from_document(doc: dict) -> SupernetAccuracyModel:
 
 def supernet_top1(doc: dict, a: ConfigArrays, macs: np.ndarray) -> np.ndarray:
     """Predicted top-1 (%) of configs ``a`` (their MACs given) with the fitted ``doc``."""
-    return doc["model_fit"](supernet_features(a, macs))
+    return doc["model_fit"](supernet_features(a, macs, n_priors=len(doc.get("earlier_weights", []))))
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:

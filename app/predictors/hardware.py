@@ -278,5 +278,8 @@ def _supernet_note(sha: str | None) -> str:
     if not doc:
         return ""
     h = doc["heldout"]
-    return (f"held-out error on {h['configs']} measured configs: RMSE {h['rmse_pp']:.2f} pp, Kendall tau {h['kendall_tau']:.2f}; "
+    earlier = doc["split"].get("earlier_weights_rows", 0)
+    measured = f"{doc['split']['n']} configs measured on these weights" + (
+        f" (and {earlier} on the earlier weights they continue)" if earlier else "")
+    return (f"{measured}; held-out error on {h['configs']} of them, kept out of the fit: RMSE {h['rmse_pp']:.2f} pp, Kendall tau {h['kendall_tau']:.2f}; "
             f"predicts {doc['target']}")
