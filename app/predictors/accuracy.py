@@ -204,7 +204,7 @@ def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out
     the kernel's width and strength (or no kernel part, if it does not lower the CV error). Rows with
     ``prior >= 0`` (measured on earlier weights) are always fitted and never held out or validated.
     Returns the hyper-parameters, the split, the model and its held-out RMSE (percentage points) and
-    Kendall's tau."""
+    Kendall's tau (``heldout`` is None when ``held_out`` leaves no row out)."""
     earlier = np.flatnonzero(prior >= 0) if prior is not None else np.zeros(0, dtype=int)
     current = np.setdiff1d(np.arange(len(y)), earlier)
     perm = current[np.random.default_rng(seed).permutation(len(current))]
@@ -222,9 +222,6 @@ def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out
     cv, gamma, kernel_lam = best
     tr = np.sort(np.concatenate([tr_current, earlier]))
     model = _fit_model(X[tr], y[tr], lam, gamma, kernel_lam)
-    pred = model(X[te])
-    baseline = float(np.sqrt(np.mean((y[tr_current].mean() - y[te]) ** 2)))
-    linear_only = float(np.sqrt(np.mean((model.linear(X[te]) - y[te]) ** 2)))
     return {
         "model_fit": model,
         "ridge": lam,
@@ -234,10 +231,19 @@ def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out
         "cv_rmse_pp_linear_only": cv_ridge[lam],
         "split": {"seed": seed, "train": int(n_train), "n": int(len(current)), "earlier_weights_rows": int(len(earlier))},
         "train_rows": tr.tolist(),
-        "heldout": {"configs": int(len(te)), "rmse_pp": float(np.sqrt(np.mean((pred - y[te]) ** 2))),
-                    "kendall_tau": kendall_tau(pred, y[te]), "rmse_pp_predicting_the_mean": baseline,
-                    "rmse_pp_linear_part_only": linear_only},
+        "heldout": _heldout_figures(model, X[te], y[te], y[tr_current].mean()) if len(te) else None,
     }
+
+
+def _heldout_figures(model: SupernetAccuracyModel, X: np.ndarray, y: np.ndarray, train_mean: float) -> dict:
+    pred = model(X)
+    return {"configs": int(len(y)), "rmse_pp": _rmse(pred, y), "kendall_tau": kendall_tau(pred, y),
+            "rmse_pp_predicting_the_mean": _rmse(np.full_like(y, train_mean), y),
+            "rmse_pp_linear_part_only": _rmse(model.linear(X), y)}
+
+
+def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((pred - y) ** 2)))
 
 
 @dataclass(frozen=True)
