@@ -141,11 +141,11 @@ def main() -> None:
     phases = ", ".join(f"{k} {v:.2f} h" for k, v in hours.items())
     recipe_name = ((card.extra or {}).get("recipe") or {}).get("name", "?")
     hours_line = f"Training wall-clock per phase (2 shared CPU cores), recipe {recipe_name}: {phases}; {sum(hours.values()):.2f} h."
-    for run in lineage:
+    for i, run in enumerate(reversed(lineage)):  # newest first
         run_phases = ", ".join(f"{k} {v / 3600:.2f} h" for k, v in run.get("seconds_per_phase", {}).items())
-        hours_line += f" Continued from recipe {run.get('recipe')} ({run_phases})."
+        hours_line += (" Continued from" if i == 0 else ", which continued") + f" recipe {run.get('recipe')} ({run_phases})"
     if lineage:
-        hours_line += f" Total {sum(hours.values()) + earlier_hours:.2f} h."
+        hours_line += f". Total {sum(hours.values()) + earlier_hours:.2f} h."
     text = "\n".join([
         BEGIN,
         f"{status}Top-1 (%) on the full Imagenette val set ({len(val)} images), BN re-estimated on {n_calib} training images "

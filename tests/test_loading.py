@@ -116,3 +116,20 @@ def test_default_supernet_loads_and_is_labelled():
         assert "PLACEHOLDER" in net.card.name and "NOT TRAINED" in net.card.provenance
     else:
         assert net.card.sha256 and "trained by this project" in net.card.provenance
+
+
+def test_model_card_measures_the_bundled_weights():
+    """The bundled model card (shown on About) was measured on the bundled weights, every cell, and its
+    Markdown table names the same weights."""
+    import json
+    from pathlib import Path
+
+    net = load_supernet()
+    if net.card.placeholder:
+        pytest.skip("no trained weights bundled")
+    pretrained = Path(__file__).resolve().parents[1] / "pretrained"
+    card = json.loads((pretrained / "model_card.json").read_text("utf-8"))
+    assert card["sha256"] == net.card.sha256, "rerun scripts/evaluate_supernet.py"
+    assert card["cells_measured"] == card["cells_total"] == len(card["rows"])
+    assert all(row["sha256"] == net.card.sha256 for row in card["rows"])
+    assert f"weights sha256 {net.card.sha256[:12]}" in (pretrained / "MODEL_CARD.md").read_text("utf-8")

@@ -77,14 +77,14 @@ def test_resume_continues_where_it_stopped(tiny_imagenette, tmp_path):
     state = json.loads(ck["state"])
     assert (state["phase"], state["epoch"], state["step"]) == (0, 0, 2)
     second = _train(["--recipe", str(recipe), "--data", str(tiny_imagenette), "--out", str(out),
-                     "--publish-to", str(tmp_path / "published")])
+                     "--publish-to", str(tmp_path / "new_dir" / "published")])
     assert second.returncode == 0, second.stderr[-3000:]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in log] == ["full", "kernel"]
     # the finished run published loadable weights with a card
     from app.weights import load_supernet
 
-    net = load_supernet(tmp_path / "published.safetensors")
+    net = load_supernet(tmp_path / "new_dir" / "published.safetensors")
     assert net.card.num_classes == 10
 
 

@@ -297,6 +297,7 @@ class Trainer:
         stem = self.out / f"phase-{phase_idx}-{phase.name}"
         save_supernet(self.net, stem)
         if self.publish_to is not None:
+            self.publish_to.parent.mkdir(parents=True, exist_ok=True)
             for suffix in (".safetensors", ".json"):
                 shutil.copyfile(str(stem) + suffix, str(self.publish_to) + ".tmp" + suffix)
                 os.replace(str(self.publish_to) + ".tmp" + suffix, str(self.publish_to) + suffix)
