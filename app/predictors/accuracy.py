@@ -98,7 +98,9 @@ SUPERNET_DATASET = PRETRAINED / "predictors" / "imagenette_acc_dataset_bn250.csv
 RIDGE_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 KERNEL_GAMMAS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)  # RBF width on standardised features
 KERNEL_STRENGTHS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-MIN_CURRENT_CONFIGS = 100  # measured on the weights predicted for, when earlier versions' rows fill the rest
+# configs measured on the weights predicted for, when earlier versions' rows fill the rest: with 60, pooling
+# predicted unseen configs as well as a fit on all 560 (benchmarks/predictor_pooling.py, README)
+MIN_CURRENT_CONFIGS = 60
 SHIFT_TERMS = 3  # per earlier weights version in the dataset: offset, x log MACs, x resolution
 SUPERNET_MODEL = ("ridge regression on OFA's 128-d one-hot encoding, log MACs, a one-hot of the resolution and "
                   "resolution x per-stage (depth one-hot, mean kernel, mean expand ratio), plus RBF kernel ridge "

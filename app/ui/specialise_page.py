@@ -58,7 +58,7 @@ def render() -> None:
                f"predicted {res.accuracy:.2f}% top-1.")
     if st.session_state.get("_search_accuracy") == "supernet":
         st.caption("A search lands where the predictor is most optimistic: under Note10 ≤ 20 / 25 / 30 ms the subnets it found "
-                   "measured 1.2–1.6 points below their prediction (this project, measured; README). Load the result into "
+                   "measured 1.2–1.6 points below their prediction (this project, measured on the v2 weights; README). Load the result into "
                    "Explore and use *Measure accuracy* for its measured top-1.")
     m = res.metrics
     cols = st.columns(4)
