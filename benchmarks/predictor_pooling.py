@@ -54,7 +54,7 @@ def rows(spec: str) -> dict[str, float]:
 
 
 def features(configs: list[str], prior: np.ndarray | None = None) -> np.ndarray:
-    return acc._features_of(configs, 1.2, 10, prior, 0 if prior is None else 1)
+    return acc.config_features(configs, 1.2, 10, prior, 0 if prior is None else 1)  # the bundled supernet: w1.2, 10 classes
 
 
 def main() -> None:

@@ -275,12 +275,13 @@ def load_supernet_dataset(card, path: Path = SUPERNET_DATASET) -> SupernetDatase
     keys = sorted(seen, key=lambda k: k[0] != card.sha256)  # current weights first, each in file order
     configs = [c for _, c in keys]
     prior = np.array([priors.index(sha) if sha != card.sha256 else -1 for sha, _ in keys], dtype=int)
-    X = _features_of(configs, card.width_mult, card.num_classes, prior, len(priors))
+    X = config_features(configs, card.width_mult, card.num_classes, prior, len(priors))
     return SupernetDataset(configs, X, np.array([seen[k] for k in keys]), prior, priors)
 
 
-def _features_of(configs: list[str], width_mult: float, num_classes: int, prior: np.ndarray | None = None,
+def config_features(configs: list[str], width_mult: float, num_classes: int, prior: np.ndarray | None = None,
                  n_priors: int = 0) -> np.ndarray:
+    """:func:`supernet_features` of configs given as compact strings, their MACs counted here."""
     from app.predictors.encoding import encode
     from app.predictors.hardware import cost_batch
     from app.space import SubnetConfig
@@ -327,7 +328,7 @@ def _model_from_document(doc: dict) -> SupernetAccuracyModel:
     if alpha.size:
         n_priors = len(doc.get("earlier_weights", []))
         prior = np.asarray(doc["kernel_prior"], dtype=int) if n_priors else None
-        X = _features_of(doc["kernel_configs"], doc["width_mult"], doc["num_classes"], prior, n_priors)
+        X = config_features(doc["kernel_configs"], doc["width_mult"], doc["num_classes"], prior, n_priors)
         if len(X) != alpha.size or coef.size != X.shape[1] + 1:
             raise ValueError(f"{alpha.size} kernel weights and {coef.size} linear weights for {len(X)} configs of "
                              f"{X.shape[1]} features")
