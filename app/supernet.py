@@ -119,6 +119,16 @@ class OFASupernet(nn.Module):
     # ------------------------------------------------------------------ training
     def forward(self, x: Tensor, cfg: SubnetConfig | None = None) -> Tensor:
         """Elastic forward of subnet ``cfg`` (the resolution is the input's)."""
+        return self.classify(self.features(x, cfg))
+
+    def classify(self, features: Tensor) -> Tensor:
+        """The head on :meth:`features`: dropout (training only), then the linear classifier."""
+        if self.dropout > 0 and self.training:
+            features = F.dropout(features, self.dropout, training=True)
+        return self.classifier(features)
+
+    def features(self, x: Tensor, cfg: SubnetConfig | None = None) -> Tensor:
+        """Subnet ``cfg``'s pooled feature vector (``widths.feature_mix`` wide), the classifier's input."""
         cfg = cfg or SubnetConfig.largest()
         x = F.hardswish(self.stem.bn(F.conv2d(x, self.stem.conv.weight, None, 2, 1)))
         x = self.first_block(x)
@@ -130,10 +140,7 @@ class OFASupernet(nn.Module):
         x = F.hardswish(self.final_expand.bn(self.final_expand.conv(x)))
         x = x.mean((2, 3), keepdim=True)
         x = F.hardswish(self.feature_mix.conv(x))
-        x = torch.flatten(x, 1)
-        if self.dropout > 0 and self.training:
-            x = F.dropout(x, self.dropout, training=True)
-        return self.classifier(x)
+        return torch.flatten(x, 1)
 
     def sort_channels(self, expand_phase: int = 0) -> None:
         """Importance-sort the hidden channels of every block (before an elastic-width phase).

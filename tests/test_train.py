@@ -143,6 +143,41 @@ def test_recipe_rejects_teacher_mistakes(tmp_path):
         Recipe.load(path)
 
 
+def test_imagenet_wide_distillation_trains_a_head_that_is_never_published(tiny_imagenette, tmp_path):
+    """``kd_imagenet``: the largest subnet's features feed a training-only 1,000-way head fitted to the
+    teacher's ImageNet logits; the head is checkpointed and resumed but not part of the published weights."""
+    import torch
+
+    from app.train.loop import Trainer
+    from app.train.recipe import Recipe
+    from app.weights import load_project_supernet
+
+    spec = dict(RECIPE, teacher="efficientnet-lite0", phases=[
+        {"name": "all", "epochs": 1, "lr": 0.05, "ks": [3, 7], "e": [3, 6], "d": [2, 4], "kd": 1.0,
+         "kd_imagenet": 1.0, "subnets_per_step": 2, "sandwich": True}])
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(spec))
+    recipe = Recipe.load(path)
+    out = tmp_path / "run"
+    trainer = Trainer(recipe, tiny_imagenette, out, max_steps=2, progress=False, log=lambda m: None)
+    start = trainer.imagenet_head.weight.detach().clone()
+    trainer.run()
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck["imagenet_head"]["weight"].shape == (1000, trainer.net.widths.feature_mix)
+    assert not torch.equal(ck["imagenet_head"]["weight"], start)  # the head trained
+    resumed = Trainer(recipe, tiny_imagenette, out, progress=False, log=lambda m: None)
+    resumed.try_resume()
+    assert torch.equal(resumed.imagenet_head.weight, ck["imagenet_head"]["weight"])
+    resumed.run()  # finishes the phase and publishes
+    published = load_project_supernet(out / "phase-0-all")
+    assert not any("imagenet_head" in k for k in published.state_dict())
+    assert published.classifier.out_features == 10
+    spec["phases"][0].update(kd_imagenet=-1.0)
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="kd_imagenet must be >= 0"):
+        Recipe.load(path)
+
+
 def test_sandwich_steps_train_largest_smallest_then_random():
     import random
 

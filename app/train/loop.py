@@ -206,8 +206,12 @@ class Trainer:
                                  f"{start.card.num_classes} classes do not match the recipe")
             self.net.load_state_dict(start.state_dict())
             self.lineage = lineage_of(start.card)
+        # training-only 1,000-way head for phases that distil all of the ImageNet teacher's logits
+        self.imagenet_head: torch.nn.Linear | None = None
+        if any(p.kd_imagenet > 0 for p in recipe.phases):
+            self.imagenet_head = torch.nn.Linear(self.net.widths.feature_mix, 1000).to(self.dist.device)
         if self.dist.world > 1:  # identical start on every rank
-            for t in list(self.net.parameters()) + list(self.net.buffers()):
+            for t in list(self.trainable_parameters()) + list(self.net.buffers()):
                 dist.broadcast(t.data, 0)
         if recipe.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -221,10 +225,18 @@ class Trainer:
         if self.dist.main:
             self.log_fn(msg)
 
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """The supernet's parameters, then the training-only ImageNet head's (if any)."""
+        head = list(self.imagenet_head.parameters()) if self.imagenet_head is not None else []
+        return list(self.net.parameters()) + head
+
     def _make_optimizer(self, phase: Phase) -> torch.optim.Optimizer:
         r = self.recipe
         decay, no_decay = [], []
-        for name, p in self.net.named_parameters():
+        named = list(self.net.named_parameters())
+        if self.imagenet_head is not None:
+            named += [(f"imagenet_head.{n}", p) for n, p in self.imagenet_head.named_parameters()]
+        for name, p in named:
             (no_decay if p.ndim <= 1 or "transform_" in name else decay).append(p)
         return torch.optim.SGD(
             [{"params": decay, "weight_decay": r.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -245,6 +257,7 @@ class Trainer:
         torch.save(
             {
                 "model": self.net.state_dict(),
+                "imagenet_head": self.imagenet_head.state_dict() if self.imagenet_head is not None else None,
                 "optimizer": self.optimizer.state_dict() if self.optimizer else None,
                 "state": json.dumps(self.state),
                 "recipe": json.dumps(self.recipe.to_dict()),
@@ -258,6 +271,8 @@ class Trainer:
             return False
         ck = torch.load(self.ckpt_path, map_location=self.dist.device, weights_only=True)
         self.net.load_state_dict(ck["model"])
+        if self.imagenet_head is not None and ck.get("imagenet_head"):
+            self.imagenet_head.load_state_dict(ck["imagenet_head"])
         self.state = json.loads(ck["state"])
         phase = self.recipe.phases[self.state["phase"]] if self.state["phase"] < len(self.recipe.phases) else None
         if phase is not None:
@@ -326,7 +341,7 @@ class Trainer:
                 self.optimizer = self._make_optimizer(phase)
             if phase.kd > 0 and self.teacher is None and not phase.sandwich:
                 self._load_teacher()
-            if phase.kd_teacher > 0 and self.imagenet_teacher is None:
+            if phase.uses_teacher and self.imagenet_teacher is None:
                 from app.train.teacher import load_teacher
 
                 card = self.net.card
@@ -362,16 +377,20 @@ class Trainer:
                     lr = _lr_at(phase, phase.lr, ep * steps_per_epoch + step, total_steps, steps_per_epoch)
                     for g in self.optimizer.param_groups:
                         g["lr"] = lr
-                    soft = soft_ext = None
+                    soft = soft_ext = imagenet_soft = None
                     if phase.kd > 0 and self.teacher is not None and not phase.sandwich:
                         with torch.no_grad():
                             soft = self.teacher(x)
-                    if phase.kd_teacher > 0:
-                        soft_ext = self.imagenet_teacher(x)
+                    if phase.uses_teacher:
+                        imagenet_soft = self.imagenet_teacher.imagenet_logits(x)
+                        soft_ext = self.imagenet_teacher.restrict(imagenet_soft) if phase.kd_teacher > 0 else None
                     self.optimizer.zero_grad(set_to_none=True)
                     for k, cfg in enumerate(step_configs(phase, res, step_rng)):
-                        out = self.net(x, cfg)
+                        feats = self.net.features(x, cfg)
+                        out = self.net.classify(feats)
                         loss = F.cross_entropy(out, y, label_smoothing=r.label_smoothing)
+                        if phase.kd_imagenet > 0 and k == 0:
+                            loss = loss + phase.kd_imagenet * soft_cross_entropy(self.imagenet_head(feats), imagenet_soft)
                         if soft is not None:
                             loss = loss + phase.kd * soft_cross_entropy(out, soft)
                         if phase.sandwich and phase.kd > 0 and k == 0:
@@ -380,7 +399,7 @@ class Trainer:
                             loss = loss + phase.kd_teacher * soft_cross_entropy(out, soft_ext)
                         loss.backward()
                     if self.dist.world > 1:
-                        _allreduce_grads(list(self.net.parameters()), self.dist.world)
+                        _allreduce_grads(self.trainable_parameters(), self.dist.world)
                     self.optimizer.step()
                     if self.dist.world > 1:
                         _allreduce_buffers(self.net, self.dist.world)

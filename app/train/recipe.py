@@ -21,6 +21,9 @@ class Phase:
     d: list[int] = field(default_factory=lambda: [4])
     kd: float = 0.0  # weight of distillation from the full network (0: none); with sandwich, from this step's largest subnet
     kd_teacher: float = 0.0  # weight of distillation from the recipe's ImageNet teacher (0: none)
+    # weight of distillation from all 1,000 of the teacher's ImageNet logits, through a training-only
+    # 1,000-way head on the student's features, for the step's first subnet (with sandwich: the largest)
+    kd_imagenet: float = 0.0
     subnets_per_step: int = 1  # OFA's dynamic_batch_size
     sandwich: bool = False  # BigNAS's sandwich rule: every step trains the phase's largest and smallest subnets, then random ones
     warmup_epochs: float = 0.0
@@ -34,8 +37,13 @@ class Phase:
             raise ValueError(f"phase {self.name}: epochs and lr must be positive")
         if self.sandwich and self.subnets_per_step < 2:
             raise ValueError(f"phase {self.name}: sandwich needs subnets_per_step >= 2 (largest and smallest)")
-        if self.kd < 0 or self.kd_teacher < 0:
-            raise ValueError(f"phase {self.name}: kd and kd_teacher must be >= 0")
+        if self.kd < 0 or self.kd_teacher < 0 or self.kd_imagenet < 0:
+            raise ValueError(f"phase {self.name}: kd, kd_teacher and kd_imagenet must be >= 0")
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether the phase distils from the recipe's ImageNet teacher."""
+        return self.kd_teacher > 0 or self.kd_imagenet > 0
 
 
 @dataclass
@@ -86,8 +94,8 @@ class Recipe:
             raise ValueError(f"recipe: resolutions must come from {RESOLUTION_CHOICES[0]}..{RESOLUTION_CHOICES[-1]} step 4")
         if len(self.resolution_weights) != len(self.resolutions):
             raise ValueError("recipe: resolution_weights must match resolutions")
-        if any(p.kd_teacher > 0 for p in self.phases) and not self.teacher:
-            raise ValueError("recipe: a phase has kd_teacher > 0 but the recipe names no teacher")
+        if any(p.uses_teacher for p in self.phases) and not self.teacher:
+            raise ValueError("recipe: a phase has kd_teacher or kd_imagenet > 0 but the recipe names no teacher")
         if self.teacher is not None:
             from app.train.teacher import TEACHERS
 

@@ -7,6 +7,9 @@ teacher sees the student's batch (same crop, same flip), re-normalised to the
 mean = std = 0.5 it was trained with, and returns the logits of the ImageNet classes
 the student knows (the 10 Imagenette wnids), so its soft targets match the student's
 head.
+With a phase's ``kd_imagenet`` the student also matches all 1,000 ImageNet logits through
+a training-only head (see :mod:`app.train.loop`), which carries far more of what the teacher
+knows about an image than its 10 Imagenette logits.
 """
 
 from __future__ import annotations
@@ -39,7 +42,17 @@ class ImageNetTeacher(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * self.scale + self.shift).index_select(1, self.index)
+        """Logits of the student's classes, in the student's order."""
+        return self.restrict(self.imagenet_logits(x))
+
+    @torch.no_grad()
+    def imagenet_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of all 1,000 ImageNet classes (for distillation through an ImageNet-wide head)."""
+        return self.net(x * self.scale + self.shift)
+
+    def restrict(self, imagenet_logits: torch.Tensor) -> torch.Tensor:
+        """The student's classes out of 1,000 ImageNet logits."""
+        return imagenet_logits.index_select(1, self.index)
 
 
 def load_teacher(name: str, class_ids: Sequence[str], mean, std) -> ImageNetTeacher:
