@@ -211,7 +211,7 @@ class Trainer:
         if any(p.kd_imagenet > 0 for p in recipe.phases):
             self.imagenet_head = torch.nn.Linear(self.net.widths.feature_mix, 1000).to(self.dist.device)
         if self.dist.world > 1:  # identical start on every rank
-            for t in list(self.trainable_parameters()) + list(self.net.buffers()):
+            for t in self.trainable_parameters() + list(self.net.buffers()):
                 dist.broadcast(t.data, 0)
         if recipe.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
