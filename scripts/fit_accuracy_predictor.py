@@ -10,7 +10,7 @@ ridge regression on :func:`app.predictors.accuracy.supernet_features` (with an o
 and resolution term per earlier version, so earlier measurements teach the shape and the
 current ones the level), then RBF kernel ridge on its residuals, every strength chosen by 5-fold
 cross-validation over the current weights' configs. Reports the held-out RMSE (percentage
-points) and Kendall's tau, and writes ``pretrained/predictors/imagenette_acc_predictor.json``
+points) and Kendall's tau, the same over ``SKILL_SPLITS`` seeded splits, and writes ``pretrained/predictors/imagenette_acc_predictor.json``
 -- which the app uses only when its ``supernet_sha256`` matches the loaded weights. With fewer
 than ``--min-configs`` rows in all, or fewer than ``--min-current`` for the current weights, it
 reports and writes nothing.
@@ -24,6 +24,8 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -32,6 +34,7 @@ from app.predictors.accuracy import (  # noqa: E402
     SUPERNET_DATASET,
     SUPERNET_PREDICTOR,
     fit_supernet_predictor,
+    heldout_over_splits,
     load_supernet_dataset,
     predictor_document,
 )
@@ -69,6 +72,13 @@ def main() -> None:
           f"held-out ({h['configs']} configs) RMSE {h['rmse_pp']:.3f} pp (linear part alone {h['rmse_pp_linear_part_only']:.3f}, "
           f"predicting the mean {h['rmse_pp_predicting_the_mean']:.3f}), Kendall tau {h['kendall_tau']:.3f}; "
           f"measured top-1 range {y[data.prior < 0].min():.1f}-{y[data.prior < 0].max():.1f}%")
+    splits = heldout_over_splits(data.X, y, prior=data.prior)
+    for seed, s in enumerate(splits):
+        print(f"split seed {seed}: held-out RMSE {s['rmse_pp']:.3f} pp (predicting the mean {s['rmse_pp_predicting_the_mean']:.3f}), "
+              f"Kendall tau {s['kendall_tau']:.3f}")
+    print(f"mean over {len(splits)} splits: RMSE {np.mean([s['rmse_pp'] for s in splits]):.3f} pp "
+          f"(predicting the mean {np.mean([s['rmse_pp_predicting_the_mean'] for s in splits]):.3f}), "
+          f"Kendall tau {np.mean([s['kendall_tau'] for s in splits]):.3f}")
     if len(y) < args.min_configs or current < args.min_current:
         print(f"not written: {len(y)} rows ({current} on these weights); needs {args.min_configs} ({args.min_current})")
         return

@@ -101,6 +101,7 @@ KERNEL_STRENGTHS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 # configs measured on the weights predicted for, when earlier versions' rows fill the rest: with 60, pooling
 # predicted unseen configs as well as a fit on all 560 (benchmarks/predictor_pooling.py, README)
 MIN_CURRENT_CONFIGS = 60
+SKILL_SPLITS = 4  # seeded held-out splits over which the predictor must show skill
 SHIFT_TERMS = 3  # per earlier weights version in the dataset: offset, x log MACs, x resolution
 SUPERNET_MODEL = ("ridge regression on OFA's 128-d one-hot encoding, log MACs, a one-hot of the resolution and "
                   "resolution x per-stage (depth one-hot, mean kernel, mean expand ratio), plus RBF kernel ridge "
@@ -235,6 +236,13 @@ def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out
         "train_rows": tr.tolist(),
         "heldout": _heldout_figures(model, X[te], y[te], y[tr_current].mean()) if len(te) else None,
     }
+
+
+def heldout_over_splits(X: np.ndarray, y: np.ndarray, prior: np.ndarray | None = None,
+                        splits: int = SKILL_SPLITS) -> list[dict]:
+    """Held-out figures of :func:`fit_supernet_predictor` for split seeds ``0 .. splits-1``: with 60-80
+    current configs one split holds out 12-16, too few for one split to show skill or its absence."""
+    return [fit_supernet_predictor(X, y, seed=seed, prior=prior)["heldout"] for seed in range(splits)]
 
 
 def _heldout_figures(model: SupernetAccuracyModel, X: np.ndarray, y: np.ndarray, train_mean: float) -> dict:
