@@ -33,8 +33,7 @@ from app.predictors.accuracy import (  # noqa: E402
     MIN_CURRENT_CONFIGS,
     SUPERNET_DATASET,
     SUPERNET_PREDICTOR,
-    fit_supernet_predictor,
-    heldout_over_splits,
+    fit_over_splits,
     load_supernet_dataset,
     predictor_document,
 )
@@ -65,14 +64,15 @@ def main() -> None:
           + "".join(f", {int((data.prior == i).sum())} for earlier weights {sha[:12]}" for i, sha in enumerate(data.priors)))
     if current < 10:
         raise SystemExit("too few configs to fit anything")
-    fit = fit_supernet_predictor(data.X, y, prior=data.prior)
+    fits = fit_over_splits(data.X, y, prior=data.prior)
+    fit = fits[0]
     h = fit["heldout"]
     print(f"ridge {fit['ridge']}, kernel gamma {fit['kernel_gamma']} strength {fit['kernel_ridge']}: "
           f"CV RMSE {fit['cv_rmse_pp']:.3f} pp (linear part alone {fit['cv_rmse_pp_linear_only']:.3f}); "
           f"held-out ({h['configs']} configs) RMSE {h['rmse_pp']:.3f} pp (linear part alone {h['rmse_pp_linear_part_only']:.3f}, "
           f"predicting the mean {h['rmse_pp_predicting_the_mean']:.3f}), Kendall tau {h['kendall_tau']:.3f}; "
           f"measured top-1 range {y[data.prior < 0].min():.1f}-{y[data.prior < 0].max():.1f}%")
-    splits = heldout_over_splits(data.X, y, prior=data.prior)
+    splits = [f["heldout"] for f in fits]
     for seed, s in enumerate(splits):
         print(f"split seed {seed}: held-out RMSE {s['rmse_pp']:.3f} pp (predicting the mean {s['rmse_pp_predicting_the_mean']:.3f}), "
               f"Kendall tau {s['kendall_tau']:.3f}")
