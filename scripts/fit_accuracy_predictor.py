@@ -36,6 +36,7 @@ from app.predictors.accuracy import (  # noqa: E402
     fit_over_splits,
     load_supernet_dataset,
     predictor_document,
+    summarise_splits,
 )
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
 
@@ -72,17 +73,16 @@ def main() -> None:
           f"held-out ({h['configs']} configs) RMSE {h['rmse_pp']:.3f} pp (linear part alone {h['rmse_pp_linear_part_only']:.3f}, "
           f"predicting the mean {h['rmse_pp_predicting_the_mean']:.3f}), Kendall tau {h['kendall_tau']:.3f}; "
           f"measured top-1 range {y[data.prior < 0].min():.1f}-{y[data.prior < 0].max():.1f}%")
-    splits = [f["heldout"] for f in fits]
-    for seed, s in enumerate(splits):
+    for seed, s in enumerate(f["heldout"] for f in fits):
         print(f"split seed {seed}: held-out RMSE {s['rmse_pp']:.3f} pp (predicting the mean {s['rmse_pp_predicting_the_mean']:.3f}), "
               f"Kendall tau {s['kendall_tau']:.3f}")
-    print(f"mean over {len(splits)} splits: RMSE {np.mean([s['rmse_pp'] for s in splits]):.3f} pp "
-          f"(predicting the mean {np.mean([s['rmse_pp_predicting_the_mean'] for s in splits]):.3f}), "
-          f"Kendall tau {np.mean([s['kendall_tau'] for s in splits]):.3f}")
+    mean = summarise_splits(fits)
+    print(f"mean over {mean['splits']} splits: RMSE {mean['rmse_pp']:.3f} pp "
+          f"(predicting the mean {mean['rmse_pp_predicting_the_mean']:.3f}), Kendall tau {mean['kendall_tau']:.3f}")
     if len(y) < args.min_configs or current < args.min_current:
         print(f"not written: {len(y)} rows ({current} on these weights); needs {args.min_configs} ({args.min_current})")
         return
-    doc = predictor_document(fit, data, card, target(args.dataset), args.dataset.name)
+    doc = predictor_document(fits, data, card, target(args.dataset), args.dataset.name)
     atomic_write_text(SUPERNET_PREDICTOR, json.dumps(doc, indent=1) + "\n")
     print("wrote", SUPERNET_PREDICTOR)
 

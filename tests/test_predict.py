@@ -196,11 +196,12 @@ def test_bundled_supernet_predictor_recomputed_from_its_csv():
         assert fit["heldout"][key] == pytest.approx(doc["heldout"][key], rel=1e-9)
     held = np.setdiff1d(np.arange(len(data.y)), fit["train_rows"])
     np.testing.assert_allclose(doc["model_fit"](data.X[held]), fit["model_fit"](data.X[held]), atol=1e-9)
-    splits = [f["heldout"] for f in fits]
-    assert np.mean([s["rmse_pp"] for s in splits]) < 0.7 * np.mean([s["rmse_pp_predicting_the_mean"] for s in splits])
-    assert np.mean([s["kendall_tau"] for s in splits]) > 0.5
+    mean = acc.summarise_splits(fits)
+    assert doc["heldout_over_splits"] == pytest.approx(mean, rel=1e-9)
+    assert mean["splits"] == acc.SKILL_SPLITS and mean["rmse_pp"] < 0.7 * mean["rmse_pp_predicting_the_mean"]
+    assert mean["kendall_tau"] > 0.5
     p = P.predict(SubnetConfig.largest(224), "note10", card).accuracy_supernet
-    assert p.value is not None and 70 < p.value < 95 and "RMSE" in p.note
+    assert p.value is not None and 70 < p.value < 95 and f"RMSE {mean['rmse_pp']:.2f} pp" in p.note
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"supernet_sha256": "abc"}',

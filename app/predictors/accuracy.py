@@ -298,12 +298,22 @@ def config_features(configs: list[str], width_mult: float, num_classes: int, pri
     return supernet_features(a, cost_batch(a, "macs", width_mult, num_classes), prior, n_priors)
 
 
-def predictor_document(fit: dict, data: SupernetDataset, card, target: str, dataset_name: str) -> dict:
-    """The JSON form of a fit: hyper-parameters, figures, linear weights, kernel weights and the configs
-    they belong to (their features are recomputed at load)."""
+def summarise_splits(fits: list[dict]) -> dict:
+    """Held-out RMSE, RMSE of predicting the mean and Kendall's tau, each averaged over the fits' splits."""
+    splits = [f["heldout"] for f in fits]
+    return {"splits": len(splits),
+            **{key: float(np.mean([s[key] for s in splits])) for key in ("rmse_pp", "rmse_pp_predicting_the_mean", "kendall_tau")}}
+
+
+def predictor_document(fits: list[dict], data: SupernetDataset, card, target: str, dataset_name: str) -> dict:
+    """The JSON form of the published fit (the first of ``fits``, from :func:`fit_over_splits`):
+    hyper-parameters, figures (its own split's and the mean over all splits), linear weights, kernel
+    weights and the configs they belong to (their features are recomputed at load)."""
+    fit = fits[0]
     m: SupernetAccuracyModel = fit["model_fit"]
     return {"supernet_sha256": card.sha256, "width_mult": card.width_mult, "num_classes": card.num_classes, "model": SUPERNET_MODEL, "target": target, "dataset": dataset_name,
             **{k: v for k, v in fit.items() if k not in ("model_fit", "train_rows")},
+            "heldout_over_splits": summarise_splits(fits),
             "earlier_weights": list(data.priors),
             "coef": m.coef.tolist(), "kernel_alpha": m.alpha.tolist(),
             "kernel_configs": [data.configs[i] for i in fit["train_rows"]] if len(m.alpha) else [],
