@@ -181,7 +181,7 @@ def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int |
     The images are the first ``n`` of the bundled herded set (:func:`calibration_files`;
     by default :func:`fast_calibration_size` of them) and go through channels-last as one batch
     (``chunk`` images per batch of OFA's method; default all ``n``: small chunks normalise with
-    noisy per-chunk statistics, -5 to -20 pp). Measured on the bundled supernet (full val,
+    noisy per-chunk statistics, -5 to -20 pp). Measured on the v2 weights (full val,
     ``benchmarks/calibration_size.py``): with 20 herded images the largest subnet at r=224 takes
     0.44 s and scores 82.5%, as OFA's 2,000-image re-estimation does; the smallest at r=224
     scores 81.5% with 20 and 81.8% with 40 against 82.0%. The first 16 / 30 of the previous,
