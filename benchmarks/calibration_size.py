@@ -93,7 +93,7 @@ def main() -> None:
 
             seconds = median_time(once, repeat=3)
             acc = top1_on_tensors(once(), val.images, val.labels, net.card.mean, net.card.std)
-            rows.append([name, f"r={args.r}", str(n), f"{seconds:.2f} s", f"{acc:.1f}%", f"{ref:.1f}%", f"{acc - ref:+.1f} pp"])
+            rows.append([name, f"r={args.r}", str(n), f"{seconds:.2f} s", f"{acc:.2f}%", f"{ref:.2f}%", f"{acc - ref:+.2f} pp"])
             print(rows[-1], flush=True)
     print(header(f"BN re-estimation: images vs time and top-1 (full val, {len(val)} images)"))
     print(table(["subnet", "resolution", "images", "time (median of 3)", "top-1", "top-1, OFA's 2,000 images", "difference"], rows))

@@ -119,10 +119,13 @@ def test_default_supernet_loads_and_is_labelled():
 
 
 def test_model_card_measures_the_bundled_weights():
-    """The bundled model card (shown on About) was measured on the bundled weights, every cell, and its
-    Markdown table names the same weights."""
+    """The bundled model card (shown on About) was measured on the bundled weights, every cell, its fast-path
+    column with the image counts the app uses now, and its Markdown table names the same weights."""
     import json
     from pathlib import Path
+
+    from app.calibrate import fast_calibration_size
+    from app.space import SubnetConfig
 
     net = load_supernet()
     if net.card.placeholder:
@@ -132,4 +135,7 @@ def test_model_card_measures_the_bundled_weights():
     assert card["sha256"] == net.card.sha256, "rerun scripts/evaluate_supernet.py"
     assert card["cells_measured"] == card["cells_total"] == len(card["rows"])
     assert all(row["sha256"] == net.card.sha256 for row in card["rows"])
+    assert all(row["fast_images"] == fast_calibration_size(SubnetConfig.parse(row["config"]), net.card.width_mult,
+                                                           net.card.num_classes)
+               for row in card["rows"]), "rerun scripts/evaluate_supernet.py --refresh-fast"
     assert f"weights sha256 {net.card.sha256[:12]}" in (pretrained / "MODEL_CARD.md").read_text("utf-8")
