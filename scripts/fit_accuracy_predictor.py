@@ -65,14 +65,12 @@ def main() -> None:
         raise SystemExit("too few configs to fit anything")
     fits = fit_over_splits(data.X, y, prior=data.prior)
     fit = fits[0]
-    h = fit["heldout"]
     print(f"ridge {fit['ridge']}, kernel gamma {fit['kernel_gamma']} strength {fit['kernel_ridge']}: "
           f"CV RMSE {fit['cv_rmse_pp']:.3f} pp (linear part alone {fit['cv_rmse_pp_linear_only']:.3f}); "
-          f"held-out ({h['configs']} configs) RMSE {h['rmse_pp']:.3f} pp (linear part alone {h['rmse_pp_linear_part_only']:.3f}, "
-          f"predicting the mean {h['rmse_pp_predicting_the_mean']:.3f}), Kendall tau {h['kendall_tau']:.3f}; "
           f"measured top-1 range {y[data.prior < 0].min():.1f}-{y[data.prior < 0].max():.1f}%")
     for seed, s in enumerate(f["heldout"] for f in fits):
-        print(f"split seed {seed}: held-out RMSE {s['rmse_pp']:.3f} pp (predicting the mean {s['rmse_pp_predicting_the_mean']:.3f}), "
+        print(f"split seed {seed}: held-out ({s['configs']} configs) RMSE {s['rmse_pp']:.3f} pp (linear part alone "
+              f"{s['rmse_pp_linear_part_only']:.3f}, predicting the mean {s['rmse_pp_predicting_the_mean']:.3f}), "
               f"Kendall tau {s['kendall_tau']:.3f}")
     mean = summarise_splits(fits)
     print(f"mean over {mean['splits']} splits: RMSE {mean['rmse_pp']:.3f} pp "
