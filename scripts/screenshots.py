@@ -58,7 +58,7 @@ def main() -> None:
             shot("specialise", "/specialise", None, run_search)
             shot("compare", f"/compare?pins={PINS}", '[data-testid="stDataFrame"]')
             shot("carbon", "/carbon", '[data-testid="stVegaLiteChart"]')
-            shot("about", "/about", None)
+            shot("about", "/about", '[data-testid="stVegaLiteChart"]')
             b.close()
 
 

@@ -55,6 +55,10 @@ def test_about_page_shows_card():
     labels = {m.label: m.value for m in at.metric}
     assert labels["Classes"] == "10"
     assert any("--supernet" in md.value for md in at.markdown)
+    from app.weights import load_supernet
+
+    if not load_supernet().card.placeholder:  # the bundled card's runs, plotted with their targets
+        assert len(at.get("vega_lite_chart")) == 1 and any("Dashed: the targets" in c.value for c in at.caption)
 
 
 # ------------------------------------------------------------------ classify

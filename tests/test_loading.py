@@ -139,3 +139,33 @@ def test_model_card_measures_the_bundled_weights():
                                                            net.card.num_classes)
                for row in card["rows"]), "rerun scripts/evaluate_supernet.py --refresh-fast"
     assert f"weights sha256 {net.card.sha256[:12]}" in (pretrained / "MODEL_CARD.md").read_text("utf-8")
+
+
+def test_training_progress_joins_each_run_with_its_measured_cells(tmp_path):
+    """Accuracy after each training run (About page): the runs of the bundled weights' lineage in order, cumulative
+    hours, the model card's top-1 for the current weights; runs without measured cells are left out."""
+    from dataclasses import replace
+
+    from app.training_progress import MODEL_CARD_ROWS, training_progress, training_runs
+
+    card = load_supernet().card
+    if card.placeholder:
+        pytest.skip("no trained weights bundled")
+    runs = training_runs(card)
+    assert runs[-1]["sha256"] == card.sha256 and len(runs) == len(card.extra["lineage"]) + 1
+    progress = training_progress(card)
+    assert list(progress["run"].unique()) == [r["recipe"] for r in runs]  # every bundled run has measured cells
+    for _, rows in progress.groupby("subnet"):
+        assert rows["hours"].is_monotonic_increasing and rows["hours"].nunique() == len(rows)
+    final = {(r["subnet"], r["r"]): r["top1_bn2000"]
+             for r in map(json.loads, MODEL_CARD_ROWS.read_text("utf-8").splitlines()) if r["sha256"] == card.sha256}
+    last = progress[progress["run"] == runs[-1]["recipe"]].set_index("subnet")["top1"]
+    assert last["largest (d4 e6 k7), r=224"] == final[("largest (d4 e6 k7)", 224)]
+    assert abs(progress["hours"].max() - sum(r["hours"] for r in runs)) < 0.01
+
+    only_current = tmp_path / "rows.jsonl"
+    only_current.write_text("".join(json.dumps(r) + "\n" for r in map(json.loads, MODEL_CARD_ROWS.read_text("utf-8").splitlines())
+                                    if r["sha256"] == card.sha256), "utf-8")
+    assert set(training_progress(card, only_current)["run"]) == {runs[-1]["recipe"]}
+    assert training_progress(card, tmp_path / "missing.jsonl").empty
+    assert training_progress(replace(card, extra={}), only_current)["hours"].tolist() == [0.0, 0.0]

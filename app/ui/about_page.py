@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.ui import resources
+from app.training_progress import training_progress
+from app.ui import charts, resources
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 
@@ -27,6 +28,13 @@ def render() -> None:
     st.markdown("**Classes:** " + ", ".join(card.classes[:20]) + (" …" if card.num_classes > 20 else ""))
     card_md = PRETRAINED / "MODEL_CARD.md"
     if card_md.is_file() and not resources.supernet_path():
+        progress = training_progress(card)
+        if not progress.empty:
+            st.subheader("Accuracy after each training run")
+            st.altair_chart(charts.training_progress_chart(progress), width="stretch")
+            st.caption("Full Imagenette val set, BN re-estimated on 2,000 training images (this machine, measured: "
+                       "`scripts/evaluate_supernet.py`); hours: wall-clock of each run on this 2-core CPU, from the "
+                       "weights' card. Dashed: the targets.")
         st.markdown(card_md.read_text("utf-8"))
     history = card.extra.get("history") if isinstance(card.extra, dict) else None
     if history:

@@ -1,4 +1,4 @@
-"""Altair charts of the app: trade-off scatter, architecture diagram, top-5 bars, carbon costs.
+"""Altair charts of the app: trade-off scatter, architecture diagram, top-5 bars, carbon costs, training progress.
 
 Pure functions from data frames / configs to ``alt.Chart`` objects (no Streamlit here),
 so they are testable on their own.
@@ -120,3 +120,19 @@ def history_chart(history: list[float]) -> alt.Chart:
         y=alt.Y("accuracy:Q", title="best predicted top-1 (%)", scale=alt.Scale(zero=False)),
         tooltip=["generation", alt.Tooltip("accuracy:Q", format=".2f")],
     ).properties(height=180)
+
+
+def training_progress_chart(progress: pd.DataFrame) -> alt.Chart:
+    """Top-1 of the tracked subnets after each training run against cumulative CPU hours, each with its
+    target as a dashed rule of the same colour. ``progress``: :func:`app.training_progress.training_progress`."""
+    colour = alt.Color("subnet:N", scale=alt.Scale(range=["#c0392b", "#2471a3"]), legend=alt.Legend(orient="bottom", title=None))
+    base = alt.Chart(progress).encode(color=colour)
+    lines = base.mark_line(point=True).encode(
+        x=alt.X("hours:Q", title="cumulative training time (CPU hours, this machine)", scale=alt.Scale(zero=True)),
+        y=alt.Y("top1:Q", title="top-1 on Imagenette val (%)", scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("run:N", title="run"), "subnet", alt.Tooltip("hours:Q", format=".2f"),
+                 alt.Tooltip("top1:Q", title="top-1 (%)", format=".2f")],
+    )
+    targets = base.mark_rule(strokeDash=[6, 4]).encode(
+        y="target:Q", tooltip=["subnet", alt.Tooltip("target:Q", title="target (%)")])
+    return (lines + targets).properties(height=300)
