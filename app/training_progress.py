@@ -3,7 +3,7 @@
 Each run that produced bundled weights is in the weights' card (``extra.lineage`` for the earlier ones, the card
 itself for the current one: recipe, sha256, seconds per phase); ``pretrained/model_card_rows.jsonl`` keeps every
 model-card cell measured on each of those weights (``scripts/evaluate_supernet.py``, full val, BN re-estimated on
-2,000 training images). Joining the two gives top-1 against cumulative CPU hours.
+2,000 training images). Joining the two gives top-1 against cumulative training hours.
 """
 
 from __future__ import annotations
@@ -34,16 +34,20 @@ def training_runs(card: SupernetCard) -> list[dict]:
 def training_progress(card: SupernetCard, rows_path: Path = MODEL_CARD_ROWS) -> pd.DataFrame:
     """Top-1 of the tracked subnets after each run with measured cells: one row per (run, subnet).
 
-    Columns: ``run`` (recipe name), ``hours`` (cumulative CPU hours at the end of the run), ``subnet``
-    (name and resolution), ``top1`` (%), ``target`` (%). Empty when the card has no lineage or no rows file.
+    Columns: ``run`` (recipe name), ``hours`` (cumulative wall-clock training hours at the end of the run), ``subnet``
+    (name and resolution), ``top1`` (%), ``target`` (%). Empty when no run has measured cells (or there is no
+    rows file); lines that are not model-card rows are skipped.
     """
     columns = ["run", "hours", "subnet", "top1", "target"]
     if not rows_path.is_file():
         return pd.DataFrame(columns=columns)
     measured: dict[tuple[str, str, int], float] = {}
     for line in rows_path.read_text("utf-8").splitlines():
-        row = json.loads(line)
-        measured[(row["sha256"], row["subnet"], row["r"])] = row["top1_bn2000"]
+        try:
+            row = json.loads(line)
+            measured[(row["sha256"], row["subnet"], row["r"])] = float(row["top1_bn2000"])
+        except (ValueError, KeyError, TypeError):
+            continue
     out, hours = [], 0.0
     for run in training_runs(card):
         hours += run["hours"]

@@ -168,4 +168,6 @@ def test_training_progress_joins_each_run_with_its_measured_cells(tmp_path):
                                     if r["sha256"] == card.sha256), "utf-8")
     assert set(training_progress(card, only_current)["run"]) == {runs[-1]["recipe"]}
     assert training_progress(card, tmp_path / "missing.jsonl").empty
+    (tmp_path / "broken.jsonl").write_text('{"sha256": "x"}\nnot json\n' + only_current.read_text("utf-8"), "utf-8")
+    assert len(training_progress(card, tmp_path / "broken.jsonl")) == 2
     assert training_progress(replace(card, extra={}), only_current)["hours"].tolist() == [0.0, 0.0]

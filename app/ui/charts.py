@@ -123,12 +123,12 @@ def history_chart(history: list[float]) -> alt.Chart:
 
 
 def training_progress_chart(progress: pd.DataFrame) -> alt.Chart:
-    """Top-1 of the tracked subnets after each training run against cumulative CPU hours, each with its
+    """Top-1 of the tracked subnets after each training run against cumulative training hours, each with its
     target as a dashed rule of the same colour. ``progress``: :func:`app.training_progress.training_progress`."""
     colour = alt.Color("subnet:N", scale=alt.Scale(range=["#c0392b", "#2471a3"]), legend=alt.Legend(orient="bottom", title=None))
     base = alt.Chart(progress).encode(color=colour)
     lines = base.mark_line(point=True).encode(
-        x=alt.X("hours:Q", title="cumulative training time (CPU hours, this machine)", scale=alt.Scale(zero=True)),
+        x=alt.X("hours:Q", title="cumulative training time (wall-clock hours on this 2-core CPU)", scale=alt.Scale(zero=True)),
         y=alt.Y("top1:Q", title="top-1 on Imagenette val (%)", scale=alt.Scale(zero=False)),
         tooltip=[alt.Tooltip("run:N", title="run"), "subnet", alt.Tooltip("hours:Q", format=".2f"),
                  alt.Tooltip("top1:Q", title="top-1 (%)", format=".2f")],
