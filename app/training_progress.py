@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from app.supernet import SupernetCard
+from app.train.loop import lineage_of
 from app.weights import PRETRAINED_DIR
 
 MODEL_CARD_ROWS = PRETRAINED_DIR / "model_card_rows.jsonl"
@@ -24,11 +25,8 @@ TRACKED = (("largest (d4 e6 k7)", 224, 92.0), ("smallest (d2 e3 k3)", 128, 85.0)
 
 def training_runs(card: SupernetCard) -> list[dict]:
     """The runs behind ``card``'s weights, oldest first: recipe name, sha256 of the weights it ended with, hours."""
-    extra = card.extra if isinstance(card.extra, dict) else {}
-    runs = [*extra.get("lineage", []), {"recipe": (extra.get("recipe") or {}).get("name", card.name),
-                                        "sha256": card.sha256, "seconds_per_phase": extra.get("seconds_per_phase", {})}]
-    return [{"recipe": r.get("recipe", "?"), "sha256": r.get("sha256", ""),
-             "hours": sum(r.get("seconds_per_phase", {}).values()) / 3600} for r in runs if r.get("sha256")]
+    return [{"recipe": r.get("recipe") or card.name, "sha256": r["sha256"],
+             "hours": sum(r.get("seconds_per_phase", {}).values()) / 3600} for r in lineage_of(card) if r.get("sha256")]
 
 
 def training_progress(card: SupernetCard, rows_path: Path = MODEL_CARD_ROWS) -> pd.DataFrame:
