@@ -206,12 +206,17 @@ def test_bundled_supernet_predictor_recomputed_from_its_csv():
 
 @pytest.mark.parametrize("content", ["{not json", '{"supernet_sha256": "abc"}',
                                      '{"supernet_sha256": "abc", "coef": [1, 2], "kernel_alpha": [1.0], "kernel_gamma": 0.1, '
-                                     '"kernel_configs": ["largest"], "width_mult": 1.2, "num_classes": 10}'])
+                                     '"kernel_configs": ["largest"], "width_mult": 1.2, "num_classes": 10}',
+                                     "bundled file without heldout_over_splits"])
 def test_unreadable_supernet_predictor_is_reported_and_treated_as_absent(tmp_path, monkeypatch, content):
     """A broken predictor file (not JSON, fields missing, weights that do not fit the features) warns and
     counts as no predictor: the app then says so and shows OFA's prediction, instead of failing."""
     from app.predictors import accuracy as acc
 
+    if content.startswith("bundled"):
+        doc = json.loads(acc.SUPERNET_PREDICTOR.read_text("utf-8"))
+        del doc["heldout_over_splits"]
+        content = json.dumps({**doc, "supernet_sha256": "abc"})
     path = tmp_path / "imagenette_acc_predictor.json"
     path.write_text(content)
     monkeypatch.setattr(acc, "SUPERNET_PREDICTOR", path)

@@ -330,6 +330,9 @@ def supernet_predictor(sha256: str) -> dict | None:
         doc = json.loads(SUPERNET_PREDICTOR.read_text("utf-8"))
         if doc.get("supernet_sha256") != sha256:
             return None
+        missing = {"target", "split", "heldout", "heldout_over_splits"} - doc.keys()
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
         doc["model_fit"] = _model_from_document(doc)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         import warnings

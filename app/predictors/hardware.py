@@ -281,7 +281,7 @@ def _supernet_note(sha: str | None) -> str:
     earlier = doc["split"].get("earlier_weights_rows", 0)
     measured = f"{doc['split']['n']} configs measured on these weights" + (
         f" (and {earlier} on the earlier weights they continue)" if earlier else "")
-    s = doc.get("heldout_over_splits") or {"splits": 1, **h}
+    s = doc["heldout_over_splits"]
     over = f", mean over {s['splits']} seeded splits" if s["splits"] > 1 else ""
     return (f"{measured}; held-out error on {h['configs']} of them, kept out of the fit{over}: RMSE {s['rmse_pp']:.2f} pp "
             f"(predicting the mean: {s['rmse_pp_predicting_the_mean']:.2f}), Kendall tau {s['kendall_tau']:.2f}; "
