@@ -137,7 +137,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                          f"{net.card.num_classes} classes")
     cfgs = [_config(c) for c in (args.config or ["largest", "smallest"])]
     if args.resolutions:
-        cfgs = [c.replace(r=r) for c in cfgs for r in _resolutions(args.resolutions)]
+        cfgs = [c.replace(r=r) for c in cfgs for r in _resolutions(args.resolutions, "evaluate")]
     train = load_split(args.data, "train", args.cache, progress=not args.no_progress)
     val = load_split(args.data, "val", args.cache, progress=not args.no_progress)
     rows = []
@@ -150,16 +150,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolutions(text: str) -> list[int]:
-    from app.space import RESOLUTION_CHOICES as RESOLUTIONS
+def _resolutions(text: str, command: str) -> tuple[int, ...]:
+    """A ``--resolutions`` value: comma-separated resolutions, each one the supernet takes."""
+    from app.space import RESOLUTION_CHOICES
 
     try:
-        rs = [int(x) for x in text.split(",") if x.strip()]
+        rs = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ValueError(f"--resolutions: {text!r} is not a comma-separated list of integers") from None
-    bad = [r for r in rs if r not in RESOLUTIONS]
+        raise ValueError(f"{command}: --resolutions {text!r} is not a comma-separated list of integers") from None
+    bad = [r for r in rs if r not in RESOLUTION_CHOICES]
     if not rs or bad:
-        raise ValueError(f"--resolutions: {bad or text!r} not among the supernet's {min(RESOLUTIONS)}..{max(RESOLUTIONS)} px")
+        raise ValueError(f"{command}: --resolutions {bad or text!r} not among the supernet's "
+                         f"{min(RESOLUTION_CHOICES)}..{max(RESOLUTION_CHOICES)} px in steps of 4")
     return rs
 
 
@@ -212,10 +214,7 @@ def _cmd_calibrate_hardware(args: argparse.Namespace) -> int:
     elif args.resolutions == "default":
         resolutions = DEFAULT_RESOLUTIONS
     else:
-        try:
-            resolutions = tuple(int(x) for x in args.resolutions.split(",") if x.strip())
-        except ValueError:
-            raise ValueError(f"calibrate-hardware: --resolutions takes 'all' or numbers like 160,192,224, got {args.resolutions!r}") from None
+        resolutions = _resolutions(args.resolutions, "calibrate-hardware")
     out = Path(args.out) if args.out else user_hardware_dir() / f"{args.name}.json"
     net = load_supernet(args.supernet)
     bar = _ProgressBar() if not args.no_progress else None
