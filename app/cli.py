@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 
@@ -118,6 +119,52 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from app.data import IMAGENETTE_CLASSES
+    from app.evaluate import top1_with_training_bn
+    from app.train.dataset import load_split
+    from app.weights import load_supernet
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.bn_images < 1:
+        raise ValueError("--bn-images must be at least 1")
+    net = load_supernet(args.supernet)
+    if list(net.card.class_ids) != sorted(IMAGENETTE_CLASSES):
+        raise ValueError(f"evaluate measures supernets trained on Imagenette's 10 classes; {net.card.name} has "
+                         f"{net.card.num_classes} classes")
+    cfgs = [_config(c) for c in (args.config or ["largest", "smallest"])]
+    if args.resolutions:
+        cfgs = [c.replace(r=r) for c in cfgs for r in _resolutions(args.resolutions, "evaluate")]
+    train = load_split(args.data, "train", args.cache, progress=not args.no_progress)
+    val = load_split(args.data, "val", args.cache, progress=not args.no_progress)
+    rows = []
+    for cfg in cfgs:
+        t = time.perf_counter()
+        top1 = top1_with_training_bn(net, cfg, train, val, args.bn_images)
+        rows.append({"config": cfg.to_compact(), "r": cfg.r, "top1": round(top1, 2), "val_images": len(val),
+                     "bn_images": min(args.bn_images, len(train)), "seconds": round(time.perf_counter() - t, 1)})
+    _emit(rows, args.format)
+    return 0
+
+
+def _resolutions(text: str, command: str) -> tuple[int, ...]:
+    """A ``--resolutions`` value: comma-separated resolutions, each one the supernet takes."""
+    from app.space import RESOLUTION_CHOICES
+
+    try:
+        rs = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{command}: --resolutions {text!r} is not a comma-separated list of integers") from None
+    bad = [r for r in rs if r not in RESOLUTION_CHOICES]
+    if not rs or bad:
+        raise ValueError(f"{command}: --resolutions {bad or text!r} not among the supernet's "
+                         f"{min(RESOLUTION_CHOICES)}..{max(RESOLUTION_CHOICES)} px in steps of 4")
+    return rs
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from app.export import export_to
     from app.weights import load_supernet
@@ -167,10 +214,7 @@ def _cmd_calibrate_hardware(args: argparse.Namespace) -> int:
     elif args.resolutions == "default":
         resolutions = DEFAULT_RESOLUTIONS
     else:
-        try:
-            resolutions = tuple(int(x) for x in args.resolutions.split(",") if x.strip())
-        except ValueError:
-            raise ValueError(f"calibrate-hardware: --resolutions takes 'all' or numbers like 160,192,224, got {args.resolutions!r}") from None
+        resolutions = _resolutions(args.resolutions, "calibrate-hardware")
     out = Path(args.out) if args.out else user_hardware_dir() / f"{args.name}.json"
     net = load_supernet(args.supernet)
     bar = _ProgressBar() if not args.no_progress else None
@@ -264,6 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--seed", type=int, default=0)
     pa.add_argument("--format", **fmt)
     pa.set_defaults(func=_cmd_pareto)
+
+    ev = sub.add_parser("evaluate", help="top-1 on an Imagenette-style val split, BN re-estimated on its train split (the model card's method)")
+    ev.add_argument("--data", required=True, help="dataset root holding train/<wnid>/ and val/<wnid>/")
+    ev.add_argument("--config", action="append", help=cfg_help + " (repeatable; default: largest and smallest)")
+    ev.add_argument("--resolutions", help="comma-separated resolutions to measure each config at (default: the config's own)")
+    ev.add_argument("--bn-images", type=int, default=2000, help="training images for BN re-estimation (OFA: 2000)")
+    ev.add_argument("--supernet", help="supernet file (default: the bundled one)")
+    ev.add_argument("--cache", default="runs/cache", help="where decoded splits are cached (as training does)")
+    ev.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--format", **fmt)
+    ev.set_defaults(func=_cmd_evaluate)
 
     ex = sub.add_parser("export", help="export a subnet (verified against the live one)")
     ex.add_argument("--config", required=True, help=cfg_help)

@@ -70,3 +70,13 @@ def top1_on_tensors(subnet: torch.nn.Module, images: torch.Tensor, labels: torch
         x = center_batch(images[i : i + batch], r, mean, std).contiguous(memory_format=torch.channels_last)
         correct += (folded(x).argmax(1) == labels[i : i + batch]).sum().item()
     return 100.0 * correct / len(images)
+
+
+def top1_with_training_bn(net: OFASupernet, cfg: SubnetConfig, train, val, bn_images: int = 2000) -> float:
+    """Top-1 (%) of ``cfg`` on the decoded split ``val`` with BN re-estimated on ``bn_images`` images of
+    ``train`` (OFA's method; the model card's figures). ``train``/``val``: :class:`app.train.dataset.TensorImages`."""
+    from app.train.dataset import recalibrate_on_training_images
+
+    sub = net.extract(cfg)
+    recalibrate_on_training_images(sub, train, cfg.r, net.card.mean, net.card.std, n=min(bn_images, len(train)))
+    return top1_on_tensors(sub, val.images, val.labels, net.card.mean, net.card.std)

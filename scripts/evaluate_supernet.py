@@ -30,9 +30,9 @@ import torch  # noqa: E402
 
 from app.calibrate import FAST_CALIBRATION_IMAGES, FAST_CALIBRATION_MAX_IMAGES, calibration_batch, recalibrate_fast  # noqa: E402
 from app.costs import count_macs  # noqa: E402
-from app.evaluate import top1_on_tensors  # noqa: E402
+from app.evaluate import top1_on_tensors, top1_with_training_bn  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
-from app.train.dataset import load_split, recalibrate_on_training_images  # noqa: E402
+from app.train.dataset import load_split  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
 
 SUBNETS = {
@@ -97,9 +97,7 @@ def main() -> None:
     for name, r in todo:
         cfg = SUBNETS[name].replace(r=r)
         t = time.time()
-        sub = net.extract(cfg)
-        recalibrate_on_training_images(sub, train, r, card.mean, card.std, n=n_calib)
-        acc_ofa = top1_on_tensors(sub, val.images, val.labels, card.mean, card.std)
+        acc_ofa = top1_with_training_bn(net, cfg, train, val, n_calib)
         fast = net.extract(cfg)
         n_fast = recalibrate_fast(fast, card)
         acc_fast = top1_on_tensors(fast, val.images, val.labels, card.mean, card.std)
