@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FAST_CALIBRATION_IMAGES = 24  # what the largest subnet at r=224 gets (about 0.5 s here); smaller subnets get more, same time
-FAST_CALIBRATION_MAX_IMAGES = 40  # the bundled herded set
-_CACHE_LIMIT = 6  # resolutions kept preprocessed (each ~24 MB at r=224)
+FAST_CALIBRATION_IMAGES = 36  # what the largest subnet at r=224 gets (about 0.75 s here); smaller subnets get more
+FAST_CALIBRATION_MAX_IMAGES = 56  # the bundled herded set
+_CACHE_LIMIT = 4  # resolutions kept preprocessed (each ~34 MB at r=224)
 
 
 class _Stats:
@@ -148,8 +148,9 @@ STATS_CACHE_ENTRIES = 256  # re-estimated statistics kept per process (largest s
 
 def fast_calibration_size(cfg, width_mult: float, num_classes: int) -> int:
     """How many bundled images the fast path re-estimates ``cfg``'s statistics on: the largest subnet at
-    r=224 gets ``FAST_CALIBRATION_IMAGES``; a config with fewer MACs gets proportionally more (about the
-    same time), at most the ``FAST_CALIBRATION_MAX_IMAGES`` bundled."""
+    r=224 gets ``FAST_CALIBRATION_IMAGES``; a config with fewer MACs gets proportionally more, at most
+    the ``FAST_CALIBRATION_MAX_IMAGES`` bundled (small subnets take longer per MAC, so the cap keeps their time
+    near the largest's)."""
     from app.costs import count_macs
 
     n = int(_image_budget_macs(width_mult, num_classes) // count_macs(cfg, width_mult, num_classes))
@@ -181,10 +182,12 @@ def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int |
     The images are the first ``n`` of the bundled herded set (:func:`calibration_files`;
     by default :func:`fast_calibration_size` of them) and go through channels-last as one batch
     (``chunk`` images per batch of OFA's method; default all ``n``: small chunks normalise with
-    noisy per-chunk statistics, -5 to -20 pp). Measured on the v6 weights (full val,
-    ``benchmarks/calibration_size.py``), the largest subnet at r=224 against OFA's 2,000-image
-    re-estimation: -0.54 pp with the first 20 herded images, -0.45 with 22, -0.15 with 24 and 28,
-    -0.3 with 32 and 40; hence 24.
+    noisy per-chunk statistics, -5 to -20 pp). Measured (full val, ``benchmarks/calibration_size.py``),
+    the largest subnet at r=224 against OFA's 2,000-image re-estimation: on the v6 weights -0.54 pp
+    with the first 20 herded images, -0.15 with 24 and 28, -0.3 with 32 and 40; on v7's weights and
+    images -0.76 with 24, -0.71 with 28, -0.66 with 32, -0.41 with 36, -0.36 with 40; hence 36. The
+    d3 e4 k3 subnet at r=192 (v7): -0.64 with 40, -0.31 with 48, -0.03 with 56, -0.3 with 64-80; hence
+    at most 56 (time per image follows MACs only roughly: small subnets cost more than their share).
 
     The result depends only on the weights (``card.sha256``) and the config, so it is
     kept in a bounded process-wide cache: a config any session has seen before (a

@@ -13,6 +13,17 @@ from app.supernet import OFASupernet
 
 MEASURE_DIR = Path(__file__).resolve().parent.parent / "assets" / "measure"
 
+# the subnets the bundled supernet's model card reports, at r = 128, 160, 192, 224
+MODEL_CARD_SUBNETS = {
+    "largest (d4 e6 k7)": SubnetConfig.uniform(7, 6, 4),
+    "d4 e4 k5": SubnetConfig.uniform(5, 4, 4),
+    "d3 e6 k5": SubnetConfig.uniform(5, 6, 3),
+    "d3 e4 k3": SubnetConfig.uniform(3, 4, 3),
+    "d2 e6 k7": SubnetConfig.uniform(7, 6, 2),
+    "smallest (d2 e3 k3)": SubnetConfig.uniform(3, 3, 2),
+}
+MODEL_CARD_RESOLUTIONS = (128, 160, 192, 224)
+
 
 def labelled_images(folder: Path, card) -> list[tuple[Path, int]]:
     """(path, label) pairs for images whose wnid the supernet knows (its class ids, or ImageNet-1k's)."""

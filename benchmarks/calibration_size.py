@@ -1,9 +1,9 @@
 """How many images the interactive BN re-estimation needs: time against accuracy.
 
-    python benchmarks/calibration_size.py [--sizes 10,30,100] [--r 224] [--data ../shared/data/imagenette]
+    python benchmarks/calibration_size.py [--sizes 10,30,100] [--r 224] [--subnets largest,smallest] [--data ../shared/data/imagenette]
     python benchmarks/calibration_size.py --model-card
 
-For the largest and the smallest subnet, re-estimates BN on the first n bundled
+For the named model-card subnets (default: the largest and the smallest), re-estimates BN on the first n bundled
 calibration images (herding order, one batch, as the app does) for each n, and
 prints the time taken and top-1 on the full Imagenette val set beside OFA's 2,000-image
 re-estimation (from ``pretrained/model_card_rows.jsonl`` when measured for these weights,
@@ -20,12 +20,19 @@ import json
 from common import ROOT, header, median_time, table
 
 from app.calibrate import clear_statistics_cache, fast_calibration_size, recalibrate_fast
-from app.evaluate import top1_on_tensors
+from app.evaluate import MODEL_CARD_SUBNETS, top1_on_tensors
 from app.space import SubnetConfig
 from app.train.dataset import load_split, recalibrate_on_training_images
 from app.weights import load_supernet
 
-SUBNETS = {"largest (d4 e6 k7)": SubnetConfig.uniform(7, 6, 4), "smallest (d2 e3 k3)": SubnetConfig.uniform(3, 3, 2)}
+
+
+def model_card_subnet(name: str) -> str:
+    """The model card's name for ``name``: a full name or an unambiguous start of it ("largest", "d3e4k3")."""
+    found = [full for full in MODEL_CARD_SUBNETS if full.replace(" ", "").startswith(name.replace(" ", ""))]
+    if len(found) != 1:
+        raise SystemExit(f"--subnets: {name!r} names {len(found)} subnets; the model card's are {', '.join(MODEL_CARD_SUBNETS)}")
+    return found[0]
 
 
 def bn2000(net, cfg: SubnetConfig, name: str, train, val) -> float:
@@ -69,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10,30,100")
     ap.add_argument("--r", type=int, default=224)
+    ap.add_argument("--subnets", default="largest,smallest", help="model-card subnets, e.g. largest,d3e4k3")
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/imagenette"))
     ap.add_argument("--model-card", action="store_true", help="time the app's default image count on every model-card cell")
     args = ap.parse_args()
@@ -81,8 +89,8 @@ def main() -> None:
     train = load_split(args.data, "train", cache, progress=False)
     val = load_split(args.data, "val", cache, progress=False)
     rows = []
-    for name, base in SUBNETS.items():
-        cfg = base.replace(r=args.r)
+    for name in map(model_card_subnet, args.subnets.split(",")):
+        cfg = MODEL_CARD_SUBNETS[name].replace(r=args.r)
         ref = bn2000(net, cfg, name, train, val)
         for n in sizes:
             def once():

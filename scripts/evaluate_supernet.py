@@ -30,20 +30,13 @@ import torch  # noqa: E402
 
 from app.calibrate import FAST_CALIBRATION_IMAGES, FAST_CALIBRATION_MAX_IMAGES, calibration_batch, recalibrate_fast  # noqa: E402
 from app.costs import count_macs  # noqa: E402
+from app.evaluate import MODEL_CARD_RESOLUTIONS as RESOLUTIONS  # noqa: E402
+from app.evaluate import MODEL_CARD_SUBNETS as SUBNETS  # noqa: E402
 from app.evaluate import top1_on_tensors, top1_with_training_bn  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
 from app.train.dataset import load_split  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
 
-SUBNETS = {
-    "largest (d4 e6 k7)": SubnetConfig.uniform(7, 6, 4),
-    "d4 e4 k5": SubnetConfig.uniform(5, 4, 4),
-    "d3 e6 k5": SubnetConfig.uniform(5, 6, 3),
-    "d3 e4 k3": SubnetConfig.uniform(3, 4, 3),
-    "d2 e6 k7": SubnetConfig.uniform(7, 6, 2),
-    "smallest (d2 e3 k3)": SubnetConfig.uniform(3, 3, 2),
-}
-RESOLUTIONS = (128, 160, 192, 224)
 BEGIN, END = "<!-- measured-table:begin -->", "<!-- measured-table:end -->"
 
 
@@ -148,7 +141,7 @@ def main() -> None:
         BEGIN,
         f"{status}Top-1 (%) on the full Imagenette val set ({len(val)} images), BN re-estimated on {n_calib} training images "
         f"(OFA's method); in brackets, with the app's fast path ({FAST_CALIBRATION_IMAGES}-{FAST_CALIBRATION_MAX_IMAGES} bundled "
-        f"training images in one batch: {FAST_CALIBRATION_IMAGES} for the largest subnet at r=224, more for smaller ones in about the same time). "
+        f"training images in one batch: {FAST_CALIBRATION_IMAGES} for the largest subnet at r=224, more for smaller ones, in proportion to their MACs). "
         f"The 2,000-image re-estimation minus the fast path: mean {round(result['bn2000_minus_fast_pp']['mean'], 2) + 0.0:+.2f} pp "
         f"(range {result['bn2000_minus_fast_pp']['min']:+.2f} to {result['bn2000_minus_fast_pp']['max']:+.2f} pp). "
         f"Measured with `python scripts/evaluate_supernet.py` at commit {commit}, weights sha256 {card.sha256[:12]}….",

@@ -1,7 +1,7 @@
 """Choose the bundled calibration images: the few training images whose BN statistics best
 stand in for OFA's 2,000-image re-estimation.
 
-    python scripts/select_calibration_images.py [--data ../shared/data/imagenette] [--keep 40]
+    python scripts/select_calibration_images.py [--data ../shared/data/imagenette] [--keep 56]
 
 For a set of probe subnets (the largest and the smallest at r=128 and r=224, and seeded
 random ones at resolutions between), each re-estimated on 2,000 training images as OFA does, it records
@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/imagenette"))
     ap.add_argument("--pool-per-class", type=int, default=150)
-    ap.add_argument("--keep", type=int, default=40)
+    ap.add_argument("--keep", type=int, default=56)
     ap.add_argument("--out", default=str(calibration_dir()))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -91,7 +91,7 @@ def test_bundled_calibration_images_were_chosen_for_the_bundled_weights():
 
 def test_fast_path_gives_smaller_subnets_more_images_in_the_same_budget():
     """The largest subnet at r=224 gets ``FAST_CALIBRATION_IMAGES``; a config with k times fewer MACs gets about k times
-    as many, capped at the bundled 40; the statistics cache tells the two apart."""
+    as many, capped at the bundled set; the statistics cache tells the two apart."""
     import app
     from app.calibrate import (FAST_CALIBRATION_IMAGES, FAST_CALIBRATION_MAX_IMAGES, clear_statistics_cache,
                                fast_calibration_size, has_cached_statistics, recalibrate_fast)

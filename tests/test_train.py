@@ -20,7 +20,7 @@ RECIPE = {
     "name": "tiny", "version": 1, "seed": 0, "width_mult": 1.2, "batch_size": 8,
     "resolutions": [128, 160], "resolution_weights": [0.5, 0.5], "eval_resolution": 128, "eval_images": 10,
     "phases": [
-        {"name": "full", "epochs": 1, "lr": 0.05},
+        {"name": "full", "epochs": 1, "lr": 0.05, "cutmix": 1.0},
         {"name": "kernel", "epochs": 1, "lr": 0.02, "ks": [3, 5, 7], "kd": 1.0},
     ],
 }
@@ -130,6 +130,33 @@ def test_imagenet_teacher_knows_the_bundled_calibration_images():
     assert (logits.argmax(1) == labels).float().mean() >= 0.9
 
 
+def test_cutmix_pastes_one_box_from_a_shuffled_batch_and_reports_what_is_kept():
+    import torch
+
+    from app.train.dataset import cutmix_batch
+
+    x = torch.arange(16, dtype=torch.float32).view(16, 1, 1, 1).expand(16, 3, 32, 32).contiguous()
+    labels = torch.arange(16) % 10
+    same, same_labels, kept = cutmix_batch(x, labels, 0.0, torch.Generator().manual_seed(0))
+    assert same is x and same_labels is labels and kept == 1.0
+    kept_seen = []
+    for seed in range(20):
+        mixed, pasted, kept = cutmix_batch(x, labels, 1.0, torch.Generator().manual_seed(seed))
+        assert torch.equal(x, torch.arange(16, dtype=torch.float32).view(16, 1, 1, 1).expand(16, 3, 32, 32))  # input untouched
+        source = mixed[:, 0]  # every pixel holds the index of the image it came from
+        for i in range(16):
+            own = (source[i] == i).float().mean().item()
+            other = int(source[i][source[i] != i].unique().numel())
+            assert other <= 1  # one other image at most, and its label is the pasted label
+            if other:
+                j = int(source[i][source[i] != i][0])
+                assert pasted[i] == labels[j] and own == pytest.approx(kept)
+        kept_seen.append(kept)
+    assert min(kept_seen) < 0.7 and max(kept_seen) > 0.9  # box areas vary
+    half = [cutmix_batch(x, labels, 0.5, torch.Generator().manual_seed(s))[2] < 1 for s in range(200)]
+    assert 70 < sum(half) < 130
+
+
 def test_recipe_rejects_teacher_mistakes(tmp_path):
     from app.train.recipe import Recipe
 
@@ -140,6 +167,9 @@ def test_recipe_rejects_teacher_mistakes(tmp_path):
         Recipe.load(path)
     path.write_text(json.dumps(dict(bad, teacher="resnet-9000")))
     with pytest.raises(ValueError, match="teacher must be one of"):
+        Recipe.load(path)
+    path.write_text(json.dumps(dict(RECIPE, phases=[{"name": "full", "epochs": 1, "lr": 0.05, "cutmix": 1.5}])))
+    with pytest.raises(ValueError, match="cutmix is a probability"):
         Recipe.load(path)
 
 

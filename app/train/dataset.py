@@ -3,7 +3,7 @@
 Decoding 13k JPEGs every epoch would cost more than the forward passes of a small
 subnet on a 2-core CPU, so images are decoded once (cached as ``.npy`` beside the run)
 and augmented per batch: random-resized crops via ``roi_align`` (one call per batch),
-horizontal flips, then normalisation.
+horizontal flips, then normalisation; optionally CutMix on the normalised batch.
 """
 
 from __future__ import annotations
@@ -131,6 +131,27 @@ def augment_batch(
     m = torch.tensor(mean).view(1, 3, 1, 1) * 255
     s = torch.tensor(std).view(1, 3, 1, 1) * 255
     return (out - m) / s
+
+
+def cutmix_batch(
+    x: torch.Tensor, labels: torch.Tensor, prob: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """CutMix (Yun et al., 2019) on a normalised batch, with probability ``prob``: one box, its area
+    drawn uniformly (Beta(1, 1)), is pasted from a shuffled copy of the batch into every image.
+    Returns the images, the pasted images' labels and the fraction of every image left unchanged
+    (1.0 and ``labels`` unchanged when the batch is not mixed)."""
+    if prob <= 0 or float(torch.rand(1, generator=gen)) >= prob:
+        return x, labels, 1.0
+    b, _, h, w = x.shape
+    perm = torch.randperm(b, generator=gen)
+    cut = math.sqrt(1.0 - float(torch.rand(1, generator=gen)))  # side fraction: area 1 - lambda
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = int(torch.randint(h, (1,), generator=gen)), int(torch.randint(w, (1,), generator=gen))
+    y1, y2 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    x1, x2 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    mixed = x.clone()
+    mixed[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
+    return mixed, labels[perm], 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
 
 
 def center_batch(images: torch.Tensor, r: int, mean, std) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from app.data import IMAGENETTE_CLASSES
 from app.space import SubnetConfig
 from app.supernet import OFASupernet, SupernetCard
-from app.train.dataset import TensorImages, augment_batch, center_batch, load_split, recalibrate_on_training_images
+from app.train.dataset import TensorImages, augment_batch, center_batch, cutmix_batch, load_split, recalibrate_on_training_images
 from app.train.recipe import Phase, Recipe
 from app.weights import atomic_write_text, load_project_supernet, save_supernet
 
@@ -371,7 +371,8 @@ class Trainer:
                     aug_gen.manual_seed(r.seed + 7919 * (pi * 1000 + ep) + 104729 * step + self.dist.rank)
                     x = augment_batch(train.images[idx], res, self.net.card.mean, self.net.card.std, aug_gen, r.crop_scale)
                     y = train.labels[idx]
-                    x, y = x.to(self.dist.device), y.to(self.dist.device)
+                    x, y_pasted, kept = cutmix_batch(x, y, phase.cutmix, aug_gen)
+                    x, y, y_pasted = x.to(self.dist.device), y.to(self.dist.device), y_pasted.to(self.dist.device)
                     if r.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     lr = _lr_at(phase, phase.lr, ep * steps_per_epoch + step, total_steps, steps_per_epoch)
@@ -388,7 +389,9 @@ class Trainer:
                     for k, cfg in enumerate(step_configs(phase, res, step_rng)):
                         feats = self.net.features(x, cfg)
                         out = self.net.classify(feats)
-                        loss = F.cross_entropy(out, y, label_smoothing=r.label_smoothing)
+                        loss = kept * F.cross_entropy(out, y, label_smoothing=r.label_smoothing)
+                        if kept < 1:
+                            loss = loss + (1 - kept) * F.cross_entropy(out, y_pasted, label_smoothing=r.label_smoothing)
                         if phase.kd_imagenet > 0 and k == 0:
                             loss = loss + phase.kd_imagenet * soft_cross_entropy(self.imagenet_head(feats), imagenet_soft)
                         if soft is not None:

@@ -27,6 +27,7 @@ class Phase:
     subnets_per_step: int = 1  # OFA's dynamic_batch_size
     sandwich: bool = False  # BigNAS's sandwich rule: every step trains the phase's largest and smallest subnets, then random ones
     warmup_epochs: float = 0.0
+    cutmix: float = 0.0  # probability that a batch is cut-mixed (CutMix: a regulariser against overfitting); 0: never
     sort_channels: int | None = None  # importance-sort hidden channels before the phase (OFA expand_ratio_stage)
 
     def validate(self) -> None:
@@ -37,6 +38,8 @@ class Phase:
             raise ValueError(f"phase {self.name}: epochs and lr must be positive")
         if self.sandwich and self.subnets_per_step < 2:
             raise ValueError(f"phase {self.name}: sandwich needs subnets_per_step >= 2 (largest and smallest)")
+        if not 0 <= self.cutmix <= 1:
+            raise ValueError(f"phase {self.name}: cutmix is a probability, 0..1; got {self.cutmix}")
         if self.kd < 0 or self.kd_teacher < 0 or self.kd_imagenet < 0:
             raise ValueError(f"phase {self.name}: kd, kd_teacher and kd_imagenet must be >= 0")
 
