@@ -130,6 +130,28 @@ def test_imagenet_teacher_knows_the_bundled_calibration_images():
     assert (logits.argmax(1) == labels).float().mean() >= 0.9
 
 
+def test_decoded_split_cache_tells_equal_sized_datasets_apart(tmp_path):
+    """Two Imagenette-shaped folders with as many images but other pixels must not share a decoded cache."""
+    import torch
+
+    from app.train.dataset import load_split
+
+    roots = []
+    for k, value in enumerate((30, 220)):
+        root = tmp_path / f"data{k}"
+        for wnid in IMAGENETTE_CLASSES:
+            (root / "val" / wnid).mkdir(parents=True)
+            Image.fromarray(np.full((40, 40, 3), value, np.uint8)).save(root / "val" / wnid / f"img{k}.JPEG")
+        roots.append(root)
+    cache = tmp_path / "cache"
+    first = load_split(roots[0], "val", cache, progress=False)
+    second = load_split(roots[1], "val", cache, progress=False)
+    assert first.images.float().mean() < 60 and second.images.float().mean() > 190
+    assert len(list(cache.glob("*.npy"))) == 2
+    again = load_split(roots[0], "val", cache, progress=False)  # from the cache
+    assert torch.equal(again.images, first.images)
+
+
 def test_cutmix_pastes_one_box_from_a_shuffled_batch_and_reports_what_is_kept():
     import torch
 

@@ -8,6 +8,7 @@ horizontal flips, then normalisation; optionally CutMix on the normalised batch.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -59,10 +60,19 @@ def list_split(root: str | Path, split: str) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
+def _files_digest(files: list[Path]) -> str:
+    """A short fingerprint of a split's files (class folder, name and size of each): the cache key."""
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.parent.name}/{p.name}:{p.stat().st_size}\n".encode())
+    return h.hexdigest()[:12]
+
+
 def load_split(root: str | Path, split: str, cache_dir: str | Path | None = None, progress: bool = True) -> TensorImages:
-    """Decode a split once (cached as .npy in ``cache_dir``)."""
+    """Decode a split once (cached as .npy in ``cache_dir``, keyed by the split's file names and sizes)."""
     files, labels = list_split(root, split)
-    cache = Path(cache_dir) / f"imagenette_{split}_{len(files)}_{STORE_SIZE}.npy" if cache_dir else None
+    name = f"imagenette_{split}_{len(files)}_{STORE_SIZE}_{_files_digest(files)}.npy"
+    cache = Path(cache_dir) / name if cache_dir else None
     if cache is not None and cache.is_file():
         arr = np.load(cache, mmap_mode=None)
     else:
