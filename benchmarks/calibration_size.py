@@ -26,7 +26,6 @@ from app.train.dataset import load_split, recalibrate_on_training_images
 from app.weights import load_supernet
 
 
-
 def model_card_subnet(name: str) -> str:
     """The model card's name for ``name``: a full name or an unambiguous start of it ("largest", "d3e4k3")."""
     found = [full for full in MODEL_CARD_SUBNETS if full.replace(" ", "").startswith(name.replace(" ", ""))]

@@ -38,7 +38,7 @@ keep_freed_memory()
 
 import torch  # noqa: E402
 
-from app.calibrate import bn_input_moments, calibration_dir, herd  # noqa: E402
+from app.calibrate import FAST_CALIBRATION_MAX_IMAGES, bn_input_moments, calibration_dir, herd  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
 from app.train.dataset import center_batch, class_balanced_indices, list_split, load_split, recalibrate_on_training_images  # noqa: E402
 from app.weights import load_supernet  # noqa: E402
@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/imagenette"))
     ap.add_argument("--pool-per-class", type=int, default=150)
-    ap.add_argument("--keep", type=int, default=56)
+    ap.add_argument("--keep", type=int, default=FAST_CALIBRATION_MAX_IMAGES, help="images to bundle (default: as many as the fast path uses)")
     ap.add_argument("--out", default=str(calibration_dir()))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
