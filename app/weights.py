@@ -161,14 +161,22 @@ def load_ofa_checkpoint(path: str | Path) -> OFASupernet:
     return _freeze(net)
 
 
-def save_supernet(net: OFASupernet, stem_path: str | Path) -> Path:
-    """Write ``<stem>.safetensors`` and ``<stem>.json`` (atomically); returns the weights path."""
+def save_supernet(net: OFASupernet, stem_path: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` (atomically); returns the weights path.
+
+    ``dtype`` (e.g. ``torch.float16``) stores the tensors at that precision, half the size for
+    weights staged between training sessions; loading casts them back to the network's float32.
+    """
     from safetensors.torch import save
 
     stem_path = Path(stem_path)
     stem_path = stem_path.with_suffix("") if stem_path.suffix in (".safetensors", ".json") else stem_path
     weights = stem_path.parent / (stem_path.name + ".safetensors")
-    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    state = {
+        k: v.detach().to(dtype or v.dtype).contiguous().cpu()
+        for k, v in net.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
     data = save(state)
     atomic_write_bytes(weights, data)
     card = net.card.to_dict()

@@ -4,15 +4,18 @@
 #
 #   scripts/bundle_supernet.sh RUN_DIR [--wait]
 #
-# RUN_DIR is a `python -m app train --out` directory; its last phase's weights (phase-K-<name>.safetensors + .json)
+# RUN_DIR is a `python -m app train --out` directory, or a run staged in git by scripts/stage_run_weights.py
+# (pretrained/staging/<recipe name>, removed once bundled); its last phase's weights (phase-K-<name>.safetensors + .json)
 # become pretrained/ofa_mbv3_w1.2_imagenette.*. --wait first waits for the run's training process to end.
 # About 75 minutes on an idle 2-core machine (calibration 8, model card 35, 80 accuracy configs 26, fit 2); run
-# nothing else meanwhile, the timings in the model card come from it. Logs: RUN_DIR/bundle-<step>.log.
+# nothing else meanwhile, the timings in the model card come from it. Logs: runs/<RUN_DIR's name>/bundle-<step>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:?usage: scripts/bundle_supernet.sh RUN_DIR [--wait]}
 run=${run%/}
 py=${PYTHON:-.venv/bin/python}
+logs=runs/$(basename "$run")
+mkdir -p "$logs"
 
 if [[ "${2:-}" == "--wait" ]]; then
     while pgrep -f "app train .*--out $run( |$)" >/dev/null; do sleep 20; done
@@ -22,11 +25,12 @@ weights=$(ls "$run"/phase-*.safetensors 2>/dev/null | sort -V | tail -n 1 || tru
 echo "$(date -u +%FT%TZ) bundling $weights"
 cp "$weights" pretrained/ofa_mbv3_w1.2_imagenette.safetensors
 cp "${weights%.safetensors}.json" pretrained/ofa_mbv3_w1.2_imagenette.json
+[[ "$run" == pretrained/staging/* ]] && rm -r "$run"  # bundled now; keeps pretrained/ under 60 MB
 
 step() {
     local name=$1; shift
     echo "$(date -u +%FT%TZ) $name: $*"
-    "$@" > "$run/bundle-$name.log" 2>&1 || { echo "$name failed: see $run/bundle-$name.log" >&2; exit 1; }
+    "$@" > "$logs/bundle-$name.log" 2>&1 || { echo "$name failed: see $logs/bundle-$name.log" >&2; exit 1; }
 }
 step select "$py" scripts/select_calibration_images.py
 step evaluate "$py" scripts/evaluate_supernet.py

@@ -34,6 +34,27 @@ def test_project_format_round_trip(small_net, tmp_path):
     assert load_supernet(tmp_path).card.sha256 == card["sha256"]
 
 
+def test_half_precision_weights_load_as_float32(small_net, tmp_path):
+    full = save_supernet(small_net, tmp_path / "full")
+    half = save_supernet(small_net, tmp_path / "half", dtype=torch.float16)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    loaded = load_supernet(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    cfg = app.SubnetConfig.random(7)
+    x = torch.randn(1, 3, cfg.r, cfg.r)
+    with torch.no_grad():
+        want, got = small_net.extract(cfg)(x), loaded.extract(cfg)(x)
+    assert not torch.equal(got, want)  # rounded ...
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)  # ... by float16's precision only
+
+
+def test_bundled_directory_stays_under_60_mb():
+    from app.weights import PRETRAINED_DIR
+
+    total = sum(p.stat().st_size for p in PRETRAINED_DIR.rglob("*") if p.is_file())
+    assert total < 60e6, f"pretrained/ holds {total / 1e6:.1f} MB; issue 3 caps it at 60 MB"
+
+
 def test_modified_or_truncated_weights_are_refused(small_net, tmp_path):
     weights = save_supernet(small_net, tmp_path / "net")
     data = bytearray(weights.read_bytes())
