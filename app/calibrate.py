@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 FAST_CALIBRATION_IMAGES = 36  # what the largest subnet at r=224 gets (about 0.75 s here); smaller subnets get more
-FAST_CALIBRATION_MAX_IMAGES = 56  # the bundled herded set
+FAST_CALIBRATION_MAX_IMAGES = 96  # the bundled herded set
 _CACHE_LIMIT = 4  # resolutions kept preprocessed (each ~34 MB at r=224)
 
 
@@ -187,7 +187,9 @@ def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int |
     with the first 20 herded images, -0.15 with 24 and 28, -0.3 with 32 and 40; on v7's weights and
     images -0.76 with 24, -0.71 with 28, -0.66 with 32, -0.41 with 36, -0.36 with 40; hence 36. The
     d3 e4 k3 subnet at r=192 (v7): -0.64 with 40, -0.31 with 48, -0.03 with 56, -0.3 with 64-80; hence
-    at most 56 (time per image follows MACs only roughly: small subnets cost more than their share).
+    at most 56 (time per image follows MACs only roughly: small subnets cost more than their share). On v8's
+    weights the middle subnets at r=128 needed more (d4 e4 k5 / d3 e6 k5 / d3 e4 k3: -0.79 / -0.76 / -0.59 pp
+    with 56, -0.13 / -0.18 / -0.03 with 72, +0.18 / -0.13 / +0.00 with 96, in 0.37-0.56 s); hence at most 96.
 
     The result depends only on the weights (``card.sha256``) and the config, so it is
     kept in a bounded process-wide cache: a config any session has seen before (a
