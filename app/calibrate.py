@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FAST_CALIBRATION_IMAGES = 36  # what the largest subnet at r=224 gets (about 0.75 s here); smaller subnets get more
+FAST_CALIBRATION_IMAGES = 36  # what the largest subnet at r=224 gets (0.95 s here, idle); smaller subnets get more
 FAST_CALIBRATION_MAX_IMAGES = 96  # the bundled herded set
 _CACHE_LIMIT = 4  # resolutions kept preprocessed (each ~58 MB at r=224: all 96 bundled images)
 
