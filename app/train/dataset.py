@@ -164,6 +164,13 @@ def cutmix_batch(
     return mixed, labels[perm], 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
 
 
+def downscale_batch(x: torch.Tensor, r: int) -> torch.Tensor:
+    """A batch scaled (antialiased) to r x r: the student's view of a crop made for a higher-resolution teacher."""
+    if x.size(-1) == r:
+        return x
+    return torch.nn.functional.interpolate(x, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+
+
 def center_batch(images: torch.Tensor, r: int, mean, std) -> torch.Tensor:
     """The eval transform on stored images: resize to ceil(r/0.875), centre-crop r, normalise."""
     x = images.float()

@@ -32,7 +32,9 @@ import torch.nn.functional as F
 from app.data import IMAGENETTE_CLASSES
 from app.space import SubnetConfig
 from app.supernet import OFASupernet, SupernetCard
-from app.train.dataset import TensorImages, augment_batch, center_batch, cutmix_batch, load_split, recalibrate_on_training_images
+from app.train.dataset import (
+    TensorImages, augment_batch, center_batch, cutmix_batch, downscale_batch, load_split, recalibrate_on_training_images,
+)
 from app.train.recipe import Phase, Recipe
 from app.weights import atomic_write_text, load_project_supernet, save_supernet
 
@@ -369,12 +371,17 @@ class Trainer:
                     res = step_rng.choices(r.resolutions, weights=r.resolution_weights)[0]
                     idx = perm[step * r.batch_size : (step + 1) * r.batch_size][self.dist.rank :: self.dist.world][:per_rank]
                     aug_gen.manual_seed(r.seed + 7919 * (pi * 1000 + ep) + 104729 * step + self.dist.rank)
-                    x = augment_batch(train.images[idx], res, self.net.card.mean, self.net.card.std, aug_gen, r.crop_scale)
+                    # with teacher_resolution, crop (and mix) at the teacher's resolution, then scale down for the student
+                    crop_res = r.teacher_resolution if phase.uses_teacher and r.teacher_resolution else res
+                    x = augment_batch(train.images[idx], crop_res, self.net.card.mean, self.net.card.std, aug_gen, r.crop_scale)
                     y = train.labels[idx]
                     x, y_pasted, kept = cutmix_batch(x, y, phase.cutmix, aug_gen)
+                    x_teacher, x = x, downscale_batch(x, res)
                     x, y, y_pasted = x.to(self.dist.device), y.to(self.dist.device), y_pasted.to(self.dist.device)
+                    x_teacher = x_teacher.to(self.dist.device)
                     if r.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
+                        x_teacher = x_teacher.contiguous(memory_format=torch.channels_last)
                     lr = _lr_at(phase, phase.lr, ep * steps_per_epoch + step, total_steps, steps_per_epoch)
                     for g in self.optimizer.param_groups:
                         g["lr"] = lr
@@ -383,7 +390,7 @@ class Trainer:
                         with torch.no_grad():
                             soft = self.teacher(x)
                     if phase.uses_teacher:
-                        imagenet_soft = self.imagenet_teacher.imagenet_logits(x)
+                        imagenet_soft = self.imagenet_teacher.imagenet_logits(x_teacher)
                         soft_ext = self.imagenet_teacher.restrict(imagenet_soft) if phase.kd_teacher > 0 else None
                     self.optimizer.zero_grad(set_to_none=True)
                     for k, cfg in enumerate(step_configs(phase, res, step_rng)):

