@@ -3,8 +3,8 @@
     python benchmarks/teacher_crops.py [--n 2000] [--resolutions 128,160,192,224,260] [--teachers efficientnet-lite0,efficientnet-lite2]
 
 Draws ``n`` class-balanced training images and one random-resized crop + flip each (the training augmentation,
-``app.train.dataset.augment_batch``, same boxes at every resolution), and runs the recipe's teacher
-(EfficientNet-Lite0, restricted to the 10 Imagenette classes) on the crop at each resolution: top-1 against the
+``app.train.dataset.augment_batch``, same boxes at every resolution), and runs each ``--teachers`` teacher
+(restricted to the 10 Imagenette classes) on the crop at each resolution: top-1 against the
 label, the mean probability it gives the label (T = 1, softmax over the 10 classes: the soft target's mass on the
 truth) and the time per image. The recipes' ``teacher_resolution`` shows the teacher the crop at 224 px while the
 student trains at 128-192 px. Needs ``pip install -r requirements-train.txt``.

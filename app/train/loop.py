@@ -376,12 +376,10 @@ class Trainer:
                     x = augment_batch(train.images[idx], crop_res, self.net.card.mean, self.net.card.std, aug_gen, r.crop_scale)
                     y = train.labels[idx]
                     x, y_pasted, kept = cutmix_batch(x, y, phase.cutmix, aug_gen)
-                    x_teacher, x = x, downscale_batch(x, res)
-                    x, y, y_pasted = x.to(self.dist.device), y.to(self.dist.device), y_pasted.to(self.dist.device)
-                    x_teacher = x_teacher.to(self.dist.device)
+                    x_teacher, x = x, downscale_batch(x, res)  # the same tensor unless teacher_resolution
+                    x, x_teacher, y, y_pasted = (t.to(self.dist.device) for t in (x, x_teacher, y, y_pasted))
                     if r.channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                        x_teacher = x_teacher.contiguous(memory_format=torch.channels_last)
+                        x, x_teacher = (t.contiguous(memory_format=torch.channels_last) for t in (x, x_teacher))
                     lr = _lr_at(phase, phase.lr, ep * steps_per_epoch + step, total_steps, steps_per_epoch)
                     for g in self.optimizer.param_groups:
                         g["lr"] = lr
