@@ -4,7 +4,7 @@
 
 For the largest, the smallest and four middle subnets at r = 128, 160, 192, 224: top-1
 with BN re-estimated on 2,000 training images (OFA's method, ``set_running_statistics``)
-and with the app's fast path (the first 20-40 bundled images, by the subnet's MACs:
+and with the app's fast path (the first 36-96 bundled images, by the subnet's MACs:
 :func:`app.calibrate.fast_calibration_size`; ``--refresh-fast`` re-measures only that column); writes ``pretrained/model_card.json``
 and the measured table in ``pretrained/MODEL_CARD.md`` (between markers).
 """
