@@ -91,19 +91,20 @@ def test_resume_continues_where_it_stopped(tiny_imagenette, tmp_path):
 def test_init_from_starts_with_given_weights(tiny_imagenette, tmp_path):
     from app.train.recipe import Recipe
     from app.train.loop import Trainer
-    from app.weights import load_supernet, save_supernet
+    from app.weights import load_supernet, save_supernet, sha256_file
 
     start = load_supernet()  # the bundled weights
     path = tmp_path / "start"
-    save_supernet(start, path)
+    save_supernet(start, path)  # at the loaded precision, so the bytes (and sha256) may differ from the bundled file's
     recipe = Recipe.load(ROOT / "recipes" / "imagenette_w1.2_v2.json")
     recipe.init_from = str(path) + ".safetensors"
     trainer = Trainer(recipe, tiny_imagenette, tmp_path / "run", progress=False)
     import torch
 
     assert all(torch.equal(a, b) for a, b in zip(trainer.net.state_dict().values(), start.state_dict().values()))
-    # the new run inherits the training history of the weights it starts from
-    assert trainer.lineage[-1]["sha256"] == start.card.sha256
+    # the new run inherits the training history of the weights it starts from, named by that file's sha256
+    assert trainer.lineage[-1]["sha256"] == sha256_file(str(path) + ".safetensors")
+    assert trainer.lineage[-2]["sha256"] == start.card.extra["lineage"][-1]["sha256"]
     assert trainer.lineage[-1]["seconds_per_phase"] == start.card.extra.get("seconds_per_phase", {})
     recipe.init_from = str(tmp_path / "missing.safetensors")
     with pytest.raises((ValueError, FileNotFoundError, OSError)):
