@@ -4,8 +4,9 @@
 
 A run directory (``python -m app train --out``) does not outlive the machine it ran on, and a run
 can outlast a working session. This writes the run's newest ``phase-K-<name>`` weights to
-``pretrained/staging/<recipe name>/`` at half precision (18.5 MB for w1.2; the bundled supernet
-stays float32), replacing whatever that run staged before, so ``pretrained/`` stays under 60 MB.
+``pretrained/staging/<recipe name>/`` at half precision (18.5 MB for w1.2, half the float32 size; v11 was
+bundled from such a copy and scores the same), replacing whatever that run staged before, so ``pretrained/``
+stays under 60 MB.
 From there a later session either continues (a recipe whose ``init_from`` names the staged
 ``.safetensors``) or bundles it (``scripts/bundle_supernet.sh pretrained/staging/<recipe name>``).
 """
