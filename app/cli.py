@@ -18,7 +18,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     recipe = Recipe.load(args.recipe)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
-    trainer = Trainer(recipe, args.data, out, publish_to=args.publish_to, max_steps=args.max_steps, progress=not args.no_progress)
+    trainer = Trainer(recipe, args.data, out, publish_to=args.publish_to, max_steps=args.max_steps,
+                      progress=not args.no_progress, continue_from=args.continue_from)
     trainer.run()
     return 0
 
@@ -262,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", required=True, help="recipe JSON (see recipes/)")
     t.add_argument("--data", required=True, help="Imagenette root holding train/ and val/")
     t.add_argument("--out", help="run directory (default runs/<recipe name>); resumes from its checkpoint")
+    t.add_argument("--continue-from", metavar="WEIGHTS",
+                   help="a finished phase's weights of this recipe (e.g. pretrained/staging/<recipe name>/phase-K-*.safetensors): "
+                        "go on with the next phase, keeping the hours and history (a checkpoint in --out wins)")
     t.add_argument("--publish-to", help="also write each finished phase's weights to this stem (e.g. pretrained/ofa_mbv3_w1.2_imagenette)")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke tests)")
     t.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")

@@ -7,8 +7,9 @@ can outlast a working session. This writes the run's newest ``phase-K-<name>`` w
 ``pretrained/staging/<recipe name>/`` at half precision (18.5 MB for w1.2, half the float32 size; v11 was
 bundled from such a copy and scores the same), replacing whatever that run staged before, so ``pretrained/``
 stays under 60 MB.
-From there a later session either continues (a recipe whose ``init_from`` names the staged
-``.safetensors``) or bundles it (``scripts/bundle_supernet.sh pretrained/staging/<recipe name>``).
+From there a later session either goes on with the run's next phase (``python -m app train --recipe
+<its recipe> --continue-from pretrained/staging/<recipe name>/phase-K-<name>.safetensors``) or bundles it
+(``scripts/bundle_supernet.sh pretrained/staging/<recipe name>``).
 """
 
 from __future__ import annotations

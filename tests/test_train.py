@@ -88,6 +88,41 @@ def test_resume_continues_where_it_stopped(tiny_imagenette, tmp_path):
     assert net.card.num_classes == 10
 
 
+def test_continue_from_a_finished_phase_goes_on_with_the_next(tiny_imagenette, tmp_path):
+    """A run whose directory is gone goes on from its last published phase (e.g. staged in git): the next
+    phase starts from those weights, and the finished run keeps the earlier phase's hours and history."""
+    import torch
+
+    from app.train.loop import Trainer
+    from app.train.recipe import Recipe
+    from app.weights import load_project_supernet
+
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(RECIPE))
+    recipe = Recipe.load(path)
+    quiet = dict(progress=False, log=lambda m: None)
+    Trainer(recipe, tiny_imagenette, tmp_path / "lost", max_steps=3, **quiet).run()  # phase 0 done, 1 step into phase 1
+    staged = load_project_supernet(tmp_path / "lost" / "phase-0-full")
+    second = Trainer(recipe, tiny_imagenette, tmp_path / "new", continue_from=tmp_path / "lost" / "phase-0-full.safetensors", **quiet)
+    assert second.state["phase"] == 1
+    assert all(torch.equal(a, b) for a, b in zip(second.net.state_dict().values(), staged.state_dict().values()))
+    second.run()
+    assert not (tmp_path / "new" / "phase-0-full.safetensors").exists()  # phase 0 was not trained again
+    final = load_project_supernet(tmp_path / "new" / "phase-1-kernel")
+    assert final.card.extra["phases_completed"] == ["full", "kernel"]
+    assert final.card.extra["seconds_per_phase"]["full"] == staged.card.extra["seconds_per_phase"]["full"]
+    assert [h["phase"] for h in final.card.extra["history"]] == ["full", "kernel"]
+    assert final.card.extra["lineage"] == staged.card.extra["lineage"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(dict(RECIPE, name="another")))
+    with pytest.raises(ValueError, match="weights of recipe tiny after phases"):
+        Trainer(Recipe.load(other), tiny_imagenette, tmp_path / "x", continue_from=tmp_path / "new" / "phase-1-kernel.safetensors", **quiet)
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(dict(RECIPE, phases=[dict(RECIPE["phases"][0], name="warm"), RECIPE["phases"][1]])))
+    with pytest.raises(ValueError, match="with phases"):
+        Trainer(Recipe.load(renamed), tiny_imagenette, tmp_path / "y", continue_from=tmp_path / "lost" / "phase-0-full.safetensors", **quiet)
+
+
 def test_init_from_starts_with_given_weights(tiny_imagenette, tmp_path):
     from app.train.recipe import Recipe
     from app.train.loop import Trainer

@@ -170,7 +170,8 @@ def replica_divergence(net: torch.nn.Module) -> float:
 
 
 class Trainer:
-    """Runs a recipe's phases in order; resumable from ``out_dir/checkpoint.pt``."""
+    """Runs a recipe's phases in order; resumable from ``out_dir/checkpoint.pt``, or from a finished phase's
+    weights (``continue_from``, e.g. staged in git when the run directory did not outlive its machine)."""
 
     def __init__(
         self,
@@ -181,6 +182,7 @@ class Trainer:
         max_steps: int | None = None,
         log: Callable[[str], None] = print,
         progress: bool = True,
+        continue_from: str | Path | None = None,
     ) -> None:
         self.recipe = recipe
         self.data_root = Path(data_root)
@@ -201,7 +203,10 @@ class Trainer:
         )
         self.net = OFASupernet(card, dropout=recipe.dropout).to(self.dist.device)
         self.lineage: list[dict] = []  # the runs these weights continue, oldest first
-        if recipe.init_from:  # continue from earlier weights (e.g. a longer schedule after a short run)
+        self.state = {"phase": 0, "epoch": 0, "step": 0, "seconds": {}, "history": []}
+        if continue_from:
+            self._continue_from(Path(continue_from))
+        elif recipe.init_from:  # continue from earlier weights (e.g. a longer schedule after a short run)
             start = load_project_supernet(Path(recipe.init_from))
             if start.card.width_mult != recipe.width_mult or start.card.num_classes != card.num_classes:
                 raise ValueError(f"recipe init_from {recipe.init_from}: width {start.card.width_mult} / "
@@ -219,8 +224,23 @@ class Trainer:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.teacher: OFASupernet | None = None  # the full network, for OFA's in-place distillation
         self.imagenet_teacher: torch.nn.Module | None = None  # the recipe's pretrained teacher, loaded when needed
-        self.state = {"phase": 0, "epoch": 0, "step": 0, "seconds": {}, "history": []}
         self.optimizer: torch.optim.Optimizer | None = None
+
+    def _continue_from(self, path: Path) -> None:
+        """Start after the phases that ``path``'s weights (published by this recipe) completed, with their
+        wall-clock and history, as if this run had trained them."""
+        start = load_project_supernet(path)
+        extra = start.card.extra or {}
+        done = list(extra.get("phases_completed", []))
+        names = [p.name for p in self.recipe.phases]
+        made_by = (extra.get("recipe") or {}).get("name")
+        if made_by != self.recipe.name or not done or names[: len(done)] != done:
+            raise ValueError(f"--continue-from {path}: weights of recipe {made_by} after phases {done or 'none'}; "
+                             f"this recipe is {self.recipe.name} with phases {names}")
+        self.net.load_state_dict(start.state_dict())
+        self.lineage = list(extra.get("lineage", []))
+        self.state.update(phase=len(done), seconds=dict(extra.get("seconds_per_phase", {})),
+                          history=list(extra.get("history", [])))
 
     # ---------------------------------------------------------------- helpers
     def log(self, msg: str) -> None:
@@ -327,7 +347,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.dist.main:
             atomic_write_text(self.out / "recipe.json", json.dumps(r.to_dict(), indent=2))
-        self.try_resume()
+        if not self.try_resume() and self.state["phase"]:
+            self.log(f"continuing after phases {', '.join(p.name for p in r.phases[: self.state['phase']])}")
         cache = self.out.parent / "cache"
         train = load_split(self.data_root, "train", cache, progress=self.progress and self.dist.main)
         val = load_split(self.data_root, "val", cache, progress=self.progress and self.dist.main)
