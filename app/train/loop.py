@@ -207,12 +207,7 @@ class Trainer:
         if continue_from:
             self._continue_from(Path(continue_from))
         elif recipe.init_from:  # continue from earlier weights (e.g. a longer schedule after a short run)
-            start = load_project_supernet(Path(recipe.init_from))
-            if start.card.width_mult != recipe.width_mult or start.card.num_classes != card.num_classes:
-                raise ValueError(f"recipe init_from {recipe.init_from}: width {start.card.width_mult} / "
-                                 f"{start.card.num_classes} classes do not match the recipe")
-            self.net.load_state_dict(start.state_dict())
-            self.lineage = lineage_of(start.card)
+            self.lineage = lineage_of(self._load_weights(Path(recipe.init_from), "recipe init_from"))
         # training-only 1,000-way head for phases that distil all of the ImageNet teacher's logits
         self.imagenet_head: torch.nn.Linear | None = None
         if any(p.kd_imagenet > 0 for p in recipe.phases):
@@ -226,18 +221,25 @@ class Trainer:
         self.imagenet_teacher: torch.nn.Module | None = None  # the recipe's pretrained teacher, loaded when needed
         self.optimizer: torch.optim.Optimizer | None = None
 
+    def _load_weights(self, path: Path, what: str) -> SupernetCard:
+        """Load project-format weights into the network; their card."""
+        start = load_project_supernet(path)
+        if start.card.width_mult != self.recipe.width_mult or start.card.num_classes != self.net.card.num_classes:
+            raise ValueError(f"{what} {path}: width {start.card.width_mult} / {start.card.num_classes} classes "
+                             "do not match the recipe")
+        self.net.load_state_dict(start.state_dict())
+        return start.card
+
     def _continue_from(self, path: Path) -> None:
         """Start after the phases that ``path``'s weights (published by this recipe) completed, with their
         wall-clock and history, as if this run had trained them."""
-        start = load_project_supernet(path)
-        extra = start.card.extra or {}
+        extra = self._load_weights(path, "--continue-from").extra or {}
         done = list(extra.get("phases_completed", []))
         names = [p.name for p in self.recipe.phases]
         made_by = (extra.get("recipe") or {}).get("name")
         if made_by != self.recipe.name or not done or names[: len(done)] != done:
             raise ValueError(f"--continue-from {path}: weights of recipe {made_by} after phases {done or 'none'}; "
                              f"this recipe is {self.recipe.name} with phases {names}")
-        self.net.load_state_dict(start.state_dict())
         self.lineage = list(extra.get("lineage", []))
         self.state.update(phase=len(done), seconds=dict(extra.get("seconds_per_phase", {})),
                           history=list(extra.get("history", [])))
