@@ -24,6 +24,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_average(args: argparse.Namespace) -> int:
+    import torch
+
+    from app.train.average import average_supernets
+    from app.weights import load_supernet, save_supernet
+
+    nets = [load_supernet(p) for p in args.weights]
+    out = save_supernet(average_supernets(nets, args.name), args.out, dtype=torch.float16)
+    print(f"wrote {out} (the mean of {len(nets)} supernets, float16)")
+    return 0
+
+
 def _config(text: str):
     from app.presets import resolve
 
@@ -144,9 +156,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     rows = []
     for cfg in cfgs:
         t = time.perf_counter()
-        top1 = top1_with_training_bn(net, cfg, train, val, args.bn_images)
+        top1 = top1_with_training_bn(net, cfg, train, val, args.bn_images, args.bn_seed)
         rows.append({"config": cfg.to_compact(), "r": cfg.r, "top1": round(top1, 2), "val_images": len(val),
-                     "bn_images": min(args.bn_images, len(train)), "seconds": round(time.perf_counter() - t, 1)})
+                     "bn_images": min(args.bn_images, len(train)), "bn_seed": args.bn_seed, "seconds": round(time.perf_counter() - t, 1)})
     _emit(rows, args.format)
     return 0
 
@@ -272,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
+    av = sub.add_parser("average", help="average the weights of runs of one lineage into a new supernet (a model soup)")
+    av.add_argument("weights", nargs="+", help="supernet weights, oldest run first")
+    av.add_argument("--out", required=True, help="stem to write <stem>.safetensors and <stem>.json to (float16)")
+    av.add_argument("--name", required=True, help="a name for the result, recorded as its recipe name")
+    av.set_defaults(func=_cmd_average)
+
     cfg_help = "a preset name (largest, smallest, an OFA specialised subnet), a .json file, inline JSON or a compact string"
     fmt = dict(choices=["table", "json", "csv"], default="table")
 
@@ -318,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--config", action="append", help=cfg_help + " (repeatable; default: largest and smallest)")
     ev.add_argument("--resolutions", help="comma-separated resolutions to measure each config at (default: the config's own)")
     ev.add_argument("--bn-images", type=int, default=2000, help="training images for BN re-estimation (OFA: 2000)")
+    ev.add_argument("--bn-seed", type=int, default=0,
+                    help="which draw of the BN images (the model card: 0); other draws show how much the figure depends on it")
     ev.add_argument("--supernet", help="supernet file (default: the bundled one)")
     ev.add_argument("--cache", default="runs/cache", help="where decoded splits are cached (as training does)")
     ev.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")

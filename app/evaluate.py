@@ -83,11 +83,12 @@ def top1_on_tensors(subnet: torch.nn.Module, images: torch.Tensor, labels: torch
     return 100.0 * correct / len(images)
 
 
-def top1_with_training_bn(net: OFASupernet, cfg: SubnetConfig, train, val, bn_images: int = 2000) -> float:
+def top1_with_training_bn(net: OFASupernet, cfg: SubnetConfig, train, val, bn_images: int = 2000, seed: int = 0) -> float:
     """Top-1 (%) of ``cfg`` on the decoded split ``val`` with BN re-estimated on ``bn_images`` images of
-    ``train`` (OFA's method; the model card's figures). ``train``/``val``: :class:`app.train.dataset.TensorImages`."""
+    ``train`` drawn with ``seed`` (OFA's method; the model card's figures use seed 0).
+    ``train``/``val``: :class:`app.train.dataset.TensorImages`."""
     from app.train.dataset import recalibrate_on_training_images
 
     sub = net.extract(cfg)
-    recalibrate_on_training_images(sub, train, cfg.r, net.card.mean, net.card.std, n=min(bn_images, len(train)))
+    recalibrate_on_training_images(sub, train, cfg.r, net.card.mean, net.card.std, n=min(bn_images, len(train)), seed=seed)
     return top1_on_tensors(sub, val.images, val.labels, net.card.mean, net.card.std)

@@ -4,8 +4,9 @@
 #
 #   scripts/bundle_supernet.sh RUN_DIR [--wait]
 #
-# RUN_DIR is a `python -m app train --out` directory, or a run staged in git by scripts/stage_run_weights.py
-# (pretrained/staging/<recipe name>, removed once bundled); its last phase's weights (phase-K-<name>.safetensors + .json)
+# RUN_DIR is a `python -m app train --out` directory, a run staged in git by scripts/stage_run_weights.py
+# (pretrained/staging/<recipe name>, removed once bundled), or a directory holding a weight average written by
+# `python -m app average --out RUN_DIR/phase-0-average ...`; its last phase's weights (phase-K-<name>.safetensors + .json)
 # become pretrained/ofa_mbv3_w1.2_imagenette.*. --wait first waits for the run's training process to end.
 # 55-75 minutes on an idle 2-core machine (v11, Xeon: calibration 7, model card 27, 80 accuracy configs 20, fit 1); run
 # nothing else meanwhile, the timings in the model card come from it. Logs: runs/<RUN_DIR's name>/bundle-<step>.log.

@@ -130,11 +130,19 @@ def main() -> None:
     status = "" if complete else (f"**{len(rows)} of {total} cells measured so far** (the rest are 'pending'; rerun the "
                                   "script to continue where it stopped). ")
     phases = ", ".join(f"{k} {v:.2f} h" for k, v in hours.items())
-    recipe_name = ((card.extra or {}).get("recipe") or {}).get("name", "?")
-    hours_line = f"Training wall-clock per phase (2 shared CPU cores), recipe {recipe_name}: {phases}; {sum(hours.values()):.2f} h."
+    recipe = (card.extra or {}).get("recipe") or {}
+    averaged = recipe.get("ingredients")  # a weight average (python -m app average): no training of its own
+    if averaged:
+        hours_line = (f"{recipe.get('name', '?')}: the uniform average of the weights of "
+                      + ", ".join(str(i.get("recipe")) for i in averaged)
+                      + " (no training of its own). Training wall-clock per phase (2 shared CPU cores), newest run first:")
+    else:
+        hours_line = (f"Training wall-clock per phase (2 shared CPU cores), recipe {recipe.get('name', '?')}: {phases}; "
+                      f"{sum(hours.values()):.2f} h.")
     for i, run in enumerate(reversed(lineage)):  # newest first
         run_phases = ", ".join(f"{k} {v / 3600:.2f} h" for k, v in run.get("seconds_per_phase", {}).items())
-        hours_line += (" Continued from" if i == 0 else ", which continued") + f" recipe {run.get('recipe')} ({run_phases})"
+        lead = (" recipe" if averaged else " Continued from recipe") if i == 0 else ", which continued recipe"
+        hours_line += f"{lead} {run.get('recipe')} ({run_phases})"
     if lineage:
         hours_line += f". Total {sum(hours.values()) + earlier_hours:.2f} h."
     text = "\n".join([

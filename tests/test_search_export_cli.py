@@ -129,7 +129,7 @@ def test_cli_evaluate_measures_top1_with_bn_from_the_train_split(real_imagenette
     assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [row["config"] for row in rows] == [app.SubnetConfig.largest(128).to_compact(), app.SubnetConfig.smallest(128).to_compact()]
-    assert all(row["val_images"] == 60 and row["bn_images"] == 30 for row in rows)
+    assert all(row["val_images"] == 60 and row["bn_images"] == 30 and row["bn_seed"] == 0 for row in rows)
     assert all(row["top1"] >= 60 for row in rows), rows
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # decoded once, reused on the next run
 
