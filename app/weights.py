@@ -112,7 +112,8 @@ def _load_state_into(net: OFASupernet, state: dict[str, Tensor], source: str) ->
     net.load_state_dict({k: v for k, v in state.items()}, strict=False)
 
 
-def _freeze(net: OFASupernet) -> OFASupernet:
+def freeze(net: OFASupernet) -> OFASupernet:
+    """``net`` in inference mode with gradients off: how every shared, read-only supernet is handed out."""
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -158,7 +159,7 @@ def load_ofa_checkpoint(path: str | Path) -> OFASupernet:
     )
     net = OFASupernet(card)
     _load_state_into(net, mapped, path.name)
-    return _freeze(net)
+    return freeze(net)
 
 
 def save_supernet(net: OFASupernet, stem_path: str | Path, dtype: torch.dtype | None = None) -> Path:
@@ -222,7 +223,7 @@ def load_project_supernet(path: str | Path) -> OFASupernet:
     card.sha256 = digest
     net = OFASupernet(card)
     _load_state_into(net, state, weights.name)
-    return _freeze(net)
+    return freeze(net)
 
 
 def placeholder_supernet(width_mult: float = 1.2, seed: int = 0) -> OFASupernet:
@@ -238,7 +239,7 @@ def placeholder_supernet(width_mult: float = 1.2, seed: int = 0) -> OFASupernet:
         provenance="random initialisation (seed 0): NOT TRAINED, predictions are meaningless",
         placeholder=True,
     )
-    return _freeze(OFASupernet(card))
+    return freeze(OFASupernet(card))
 
 
 def default_weights_path() -> Path:

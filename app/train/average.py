@@ -14,6 +14,7 @@ import torch
 
 from app.supernet import OFASupernet, SupernetCard
 from app.train.loop import lineage_of
+from app.weights import freeze
 
 
 def _merged_lineage(cards: Sequence[SupernetCard]) -> list[dict]:
@@ -72,7 +73,4 @@ def average_supernets(nets: Sequence[OFASupernet], name: str) -> OFASupernet:
     }
     out = OFASupernet(card)
     out.load_state_dict(averaged)
-    out.eval()
-    for p in out.parameters():
-        p.requires_grad_(False)
-    return out
+    return freeze(out)
