@@ -129,7 +129,6 @@ def main() -> None:
         table.append(f"| {name} | " + " | ".join(cells) + " |")
     status = "" if complete else (f"**{len(rows)} of {total} cells measured so far** (the rest are 'pending'; rerun the "
                                   "script to continue where it stopped). ")
-    phases = ", ".join(f"{k} {v:.2f} h" for k, v in hours.items())
     recipe = (card.extra or {}).get("recipe") or {}
     averaged = recipe.get("ingredients")  # a weight average (python -m app average): no training of its own
     if averaged:
@@ -137,6 +136,7 @@ def main() -> None:
                       + ", ".join(str(i.get("recipe")) for i in averaged)
                       + " (no training of its own). Training wall-clock per phase (2 shared CPU cores), newest run first:")
     else:
+        phases = ", ".join(f"{k} {v:.2f} h" for k, v in hours.items())
         hours_line = (f"Training wall-clock per phase (2 shared CPU cores), recipe {recipe.get('name', '?')}: {phases}; "
                       f"{sum(hours.values()):.2f} h.")
     for i, run in enumerate(reversed(lineage)):  # newest first

@@ -175,20 +175,19 @@ def test_training_progress_joins_each_run_with_its_measured_cells(tmp_path):
     runs = training_runs(card)
     assert runs[-1]["sha256"] == card.sha256 and len(runs) == len(card.extra["lineage"]) + 1
     progress = training_progress(card)
-    measured = {json.loads(line)["sha256"] for line in MODEL_CARD_ROWS.read_text("utf-8").splitlines()}
+    card_rows = [json.loads(line) for line in MODEL_CARD_ROWS.read_text("utf-8").splitlines()]
+    measured = {r["sha256"] for r in card_rows}
     with_cells = [r["recipe"] for r in runs if r["sha256"] in measured]  # every bundled run; not v13, averaged unbundled
     assert list(progress["run"].unique()) == with_cells and with_cells[-1] == runs[-1]["recipe"] and len(with_cells) >= 2
     for _, rows in progress.groupby("subnet"):
         assert rows["hours"].is_monotonic_increasing and rows["hours"].nunique() == len(rows)
-    final = {(r["subnet"], r["r"]): r["top1_bn2000"]
-             for r in map(json.loads, MODEL_CARD_ROWS.read_text("utf-8").splitlines()) if r["sha256"] == card.sha256}
+    final = {(r["subnet"], r["r"]): r["top1_bn2000"] for r in card_rows if r["sha256"] == card.sha256}
     last = progress[progress["run"] == runs[-1]["recipe"]].set_index("subnet")["top1"]
     assert last["largest (d4 e6 k7), r=224"] == final[("largest (d4 e6 k7)", 224)]
     assert abs(progress["hours"].max() - sum(r["hours"] for r in runs)) < 0.01
 
     only_current = tmp_path / "rows.jsonl"
-    only_current.write_text("".join(json.dumps(r) + "\n" for r in map(json.loads, MODEL_CARD_ROWS.read_text("utf-8").splitlines())
-                                    if r["sha256"] == card.sha256), "utf-8")
+    only_current.write_text("".join(json.dumps(r) + "\n" for r in card_rows if r["sha256"] == card.sha256), "utf-8")
     assert set(training_progress(card, only_current)["run"]) == {runs[-1]["recipe"]}
     assert training_progress(card, tmp_path / "missing.jsonl").empty
     (tmp_path / "broken.jsonl").write_text('{"sha256": "x"}\nnot json\n' + only_current.read_text("utf-8"), "utf-8")
