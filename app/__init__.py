@@ -6,6 +6,7 @@
     sub = net.extract(cfg, calibrate=False)
     app.predict(cfg, hardware="note10")     # accuracy, latency, energy -- each with its source
     app.hardware_targets()                   # every target and its kind (published / measured / model)
+    app.classify(sub, image, net.card)       # top-5, and whether the image is one of the classes at all
 """
 
 from app.space import SubnetConfig
@@ -13,6 +14,7 @@ from app.supernet import OFASupernet, SupernetCard
 from app.weights import SupernetLoadError, load_supernet, save_supernet
 from app.costs import count_macs, count_params
 from app.predictors import hardware_targets, predict
+from app.classify import Classification, classify
 
 __all__ = [
     "SubnetConfig",
@@ -25,4 +27,6 @@ __all__ = [
     "count_params",
     "predict",
     "hardware_targets",
+    "classify",
+    "Classification",
 ]

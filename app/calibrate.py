@@ -212,7 +212,18 @@ def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int |
                     bn.running_var.copy_(var)
             return n
     batch = calibration_batch(cfg.r, card.mean, card.std, n)
-    used = recalibrate_bn(subnet, batch.split(chunk))
+    captured: list[Tensor] = []
+    head = getattr(subnet, "feature_mix", None)
+    hook = head.register_forward_hook(lambda _m, _i, out: captured.append(out.flatten(1))) if head is not None else None
+    try:
+        used = recalibrate_bn(subnet, batch.split(chunk))
+    finally:
+        if hook is not None:
+            hook.remove()
+    if len(captured) == 1 and hasattr(subnet, "classifier"):  # one batch: these are the eval-mode features now
+        from app.open_world import remember_calibration_features
+
+        remember_calibration_features(subnet, card, captured[0])
     if key is not None:
         flat = tuple(t.detach().clone() for bn in _bns(subnet) for t in (bn.running_mean, bn.running_var))
         with _stats_lock:

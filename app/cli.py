@@ -119,12 +119,20 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     rows, failed = [], 0
     for path in args.images:
         try:
-            res = classify(sub, load_image(path), net.card.classes, net.card.mean, net.card.std, args.topk)
+            res = classify(sub, load_image(path), net.card, args.topk)
         except ImageError as exc:
             print(f"error: {path}: {exc}", file=sys.stderr)
             failed += 1
             continue
-        rows.append({"image": path, "top1": res.top1, "probability": round(res.probabilities[0], 4),
+        ow = res.open_world
+        if args.format == "json":
+            rows.append({"image": path, "top1": res.top1, "probability": round(res.probabilities[0], 4), **res.to_dict()})
+            continue
+        rows.append({"image": path, "in_classes": ow.in_classes,
+                     "answer": res.top1 if ow.in_classes else f"not one of the {net.card.num_classes} classes",
+                     "top1": res.top1, "probability": round(res.probabilities[0], 4),
+                     "ood_score": f"{ow.score_name} {ow.score:.4f} (accept >= {ow.threshold:.4g})",
+                     "gate_guess": f"{ow.gate_guess} {ow.gate_guess_probability:.2f}" if ow.gate_guess else "",
                      "topk": "; ".join(f"{l} {p:.3f}" for l, p in zip(res.labels, res.probabilities)),
                      "ms": round(res.seconds * 1000, 1)})
     if rows:
@@ -149,6 +157,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"evaluate measures supernets trained on Imagenette's 10 classes; {net.card.name} has "
                          f"{net.card.num_classes} classes")
     cfgs = [_config(c) for c in (args.config or ["largest", "smallest"])]
+    if args.ood:
+        return _evaluate_ood(args, net, cfgs)
     if args.resolutions:
         cfgs = [c.replace(r=r) for c in cfgs for r in _resolutions(args.resolutions, "evaluate")]
     train = load_split(args.data, "train", args.cache, progress=not args.no_progress)
@@ -160,6 +170,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         rows.append({"config": cfg.to_compact(), "r": cfg.r, "top1": round(top1, 2), "val_images": len(val),
                      "bn_images": min(args.bn_images, len(train)), "bn_seed": args.bn_seed, "seconds": round(time.perf_counter() - t, 1)})
     _emit(rows, args.format)
+    return 0
+
+
+def _evaluate_ood(args: argparse.Namespace, net, cfgs) -> int:
+    """``evaluate --ood``: every open-world score's AUROC, FPR at 95% TPR and accept / flag rates."""
+    import json
+
+    from app.evaluate import MODEL_CARD_SUBNETS, ood_evaluation
+
+    if not args.config:
+        cfgs = list(MODEL_CARD_SUBNETS.values())
+    resolutions = _resolutions(args.resolutions or "128,160,224", "evaluate --ood")
+    cfgs = [c.replace(r=r) for c in cfgs for r in resolutions]
+    ood = Path(args.ood_data)
+    if not ood.is_dir():
+        raise FileNotFoundError(f"evaluate --ood: no folder {ood} (give --ood-data, e.g. ../shared/data/imagenet-samples)")
+    log = (lambda m: print(m, file=sys.stderr)) if not args.no_progress else (lambda m: None)
+    doc = ood_evaluation(net, cfgs, Path(args.data), ood, log=log)
+    doc["supernet_sha256"] = net.card.sha256
+    if args.out:
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n", "utf-8")
+    _emit(doc["rows"], args.format)
     return 0
 
 
@@ -338,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--bn-images", type=int, default=2000, help="training images for BN re-estimation (OFA: 2000)")
     ev.add_argument("--bn-seed", type=int, default=0,
                     help="which draw of the BN images (the model card: 0); other draws show how much the figure depends on it")
+    ev.add_argument("--ood", action="store_true",
+                    help="measure the open-world scores instead: Imagenette val (in) against --ood-data (out); default configs: "
+                         "the model card's six at r = 128, 160, 224")
+    ev.add_argument("--ood-data", default="../shared/data/imagenet-samples",
+                    help="folder of <wnid>_*.JPEG images; those of the supernet's classes are left out")
+    ev.add_argument("--out", help="with --ood: also write the whole result as JSON here")
     ev.add_argument("--supernet", help="supernet file (default: the bundled one)")
     ev.add_argument("--cache", default="runs/cache", help="where decoded splits are cached (as training does)")
     ev.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")

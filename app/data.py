@@ -32,6 +32,7 @@ IMAGENETTE_CLASSES: dict[str, tuple[int, str]] = {
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 64_000_000  # decompression-bomb guard (Pillow's own default is ~89 MP)
+READABLE = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 MAX_SIDE = 1024  # images are downscaled to this before any tensor is built
 
 
@@ -119,8 +120,10 @@ def load_image(source: str | Path | bytes | io.IOBase) -> Image.Image:
         raise
     except Image.DecompressionBombError:
         raise ImageError(f"The image is too large (over {MAX_PIXELS // 1_000_000} megapixels).") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"Not a readable image ({type(exc).__name__}: {str(exc)[:120]}).") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"This file is not an image the app can read ({READABLE}).") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise ImageError("The image file is damaged or incomplete and cannot be decoded.") from None
     finally:
         if isinstance(source, (str, Path)):
             fp.close()

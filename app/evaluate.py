@@ -92,3 +92,118 @@ def top1_with_training_bn(net: OFASupernet, cfg: SubnetConfig, train, val, bn_im
     sub = net.extract(cfg)
     recalibrate_on_training_images(sub, train, cfg.r, net.card.mean, net.card.std, n=min(bn_images, len(train)), seed=seed)
     return top1_on_tensors(sub, val.images, val.labels, net.card.mean, net.card.std)
+
+
+# --------------------------------------------------------------------------- open world
+def ood_images(folder: Path, known_ids) -> list[Path]:
+    """Images of ``folder`` (``<wnid>_*`` files, e.g. one per ImageNet class) whose wnid is not one of ``known_ids``."""
+    known = set(known_ids)
+    files = [p for p in sorted(Path(folder).glob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}")
+    return [p for p in files if p.name.split("_")[0] not in known]
+
+
+def _decode_all(paths, progress=None):
+    return [load_image(p) for p in paths]
+
+
+def _tensors(images, r: int, mean, std) -> torch.Tensor:
+    tf = eval_transform(r, mean, std)
+    return torch.stack([tf(im) for im in images]).contiguous(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def _logits_features(subnet, x: torch.Tensor, batch: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    feats, logits = [], []
+    for i in range(0, len(x), batch):
+        f = subnet.forward_features(x[i : i + batch])
+        feats.append(f)
+        logits.append(subnet.classifier(f))
+    return torch.cat(logits), torch.cat(feats)
+
+
+def _rates(in_scores, out_scores, threshold: float) -> tuple[float, float]:
+    """(% of in-distribution images accepted, % of out-of-distribution images flagged) at ``threshold``."""
+    return (100.0 * float((in_scores >= threshold).double().mean()), 100.0 * float((out_scores < threshold).double().mean()))
+
+
+def ood_evaluation(net: OFASupernet, cfgs, data_root: Path, ood_folder: Path, gate_train_images: int = 1000,
+                   gate_quantile: float = 0.025, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """Every open-world score of every config in ``cfgs`` (the app's path: fast BN re-estimation, class
+    centres and thresholds from the calibration images) on Imagenette val (in) and ``ood_folder`` (out).
+
+    The gate's threshold is the ``gate_quantile`` quantile of its score on ``gate_train_images``
+    Imagenette training images drawn with ``seed``. Returns ``{"gate": {...}, "rows": [...], ...}``."""
+    import random
+    import time as _time
+
+    from app import open_world as ow
+    from app.train.dataset import list_split
+
+    card = net.card
+    val_files, val_labels = list_split(data_root, "val")
+    train_files, _ = list_split(data_root, "train")
+    gate_files = random.Random(seed).sample(train_files, min(gate_train_images, len(train_files)))
+    out_files = ood_images(ood_folder, card.class_ids)
+    t0 = _time.perf_counter()
+    val_im, out_im, gate_im = _decode_all(val_files), _decode_all(out_files), _decode_all(gate_files)
+    log(f"decoded {len(val_im)} val, {len(out_im)} out-of-distribution, {len(gate_im)} training images "
+        f"in {_time.perf_counter() - t0:.0f} s")
+    labels = torch.tensor(val_labels)
+
+    gate = ow.load_gate(tuple(card.class_ids))
+    gate_rows = []
+    gate_scores = {}
+    for r in sorted({224, 160, 128}, reverse=True):
+        t = _time.perf_counter()
+        s = {}
+        for name, ims in (("train", gate_im), ("val", val_im), ("out", out_im)):
+            x = _tensors(ims, r, ow._GATE_MEAN, ow._GATE_STD)
+            s[name] = torch.cat([gate(x[i : i + 50])[0] for i in range(0, len(x), 50)])
+        thr = float(torch.quantile(s["train"].double(), gate_quantile))
+        acc, flag = _rates(s["val"], s["out"], thr)
+        unseen = torch.tensor([p.name.startswith("ILSVRC2012_val") for p in val_files])
+        gate_rows.append({"gate_r": r, "auroc": round(ow.auroc(s["val"], s["out"]), 4),
+                          # the val images that are ImageNet *val* images, which the gate did not train on
+                          "imagenet_val_images": int(unseen.sum()),
+                          "accepted_in_imagenet_val": round(100.0 * float((s["val"][unseen] >= thr).double().mean()), 2),
+                          "fpr95": round(100 * ow.fpr_at_tpr(s["val"], s["out"]), 2), "threshold": round(thr, 4),
+                          "accepted_in": round(acc, 2), "flagged_out": round(flag, 2), "seconds": round(_time.perf_counter() - t, 1)})
+        gate_scores[r] = s
+        log(f"gate r={r}: {gate_rows[-1]}")
+
+    rows = []
+    by_r: dict[int, list] = {}
+    for cfg in cfgs:
+        by_r.setdefault(cfg.r, []).append(cfg)
+    for r in sorted(by_r):
+        xv = _tensors(val_im, r, card.mean, card.std)
+        xo = _tensors(out_im, r, card.mean, card.std)
+        for cfg in by_r[r]:
+            t = _time.perf_counter()
+            sub = net.extract(cfg, calibrate=True)
+            ref = ow.reference_for(sub, card)
+            folded = sub.fold_batchnorm()
+            lv, fv = _logits_features(folded, xv)
+            lo, fo = _logits_features(folded, xo)
+            sv, so = ow.intrinsic_scores(lv, fv, ref.centres), ow.intrinsic_scores(lo, fo, ref.centres)
+            sv["gate"], so["gate"] = gate_scores[224]["val"], gate_scores[224]["out"]
+            thresholds = dict(ref.thresholds, gate=gate_rows[0]["threshold"])
+            from app.costs import count_macs
+
+            base = {"config": cfg.to_compact(), "r": r, "macs_M": round(count_macs(cfg, card.width_mult, card.num_classes) / 1e6, 1),
+                    "top1": round(100.0 * float((lv.argmax(1) == labels).double().mean()), 2),
+                    "calibration_images": ref.images}
+            for name in ow.SCORES:
+                acc, flag = _rates(sv[name], so[name], thresholds[name])
+                rows.append({**base, "score": name, "auroc": round(ow.auroc(sv[name], so[name]), 4),
+                             "fpr95": round(100 * ow.fpr_at_tpr(sv[name], so[name]), 2),
+                             "threshold": round(thresholds[name], 4), "accepted_in": round(acc, 2), "flagged_out": round(flag, 2)})
+            log(f"{cfg.to_compact()} r={r} ({_time.perf_counter() - t:.0f} s): "
+                + ", ".join(f"{x['score']} {x['auroc']:.3f}/{x['accepted_in']:.0f}/{x['flagged_out']:.0f}" for x in rows[-4:]))
+    return {"in_distribution": f"Imagenette val ({len(val_im)} images)",
+            "out_of_distribution": f"{ood_folder.name}: {len(out_im)} images of ImageNet classes outside the supernet's",
+            "gate_threshold": f"quantile {gate_quantile} of the gate's score on {len(gate_im)} Imagenette training images (seed {seed})",
+            "intrinsic_thresholds": "per subnet: quantile 0.05 of its scores on the fast BN path's calibration images (training images)",
+            "gate": gate_rows, "rows": rows}

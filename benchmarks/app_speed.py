@@ -66,7 +66,7 @@ def first_classification(n: int = 5, cached: bool = False) -> float:
             clear_statistics_cache()
         t = time.perf_counter()
         sub = net.extract(SubnetConfig.largest(224), calibrate=True)
-        classify(sub, image, net.card.classes, net.card.mean, net.card.std)
+        classify(sub, image, net.card)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 

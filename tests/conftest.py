@@ -43,3 +43,27 @@ def reference_pair(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("ofa") / f"ofa_mbv3_d234_e346_k357_w{request.param}"
     torch.save({"state_dict": ref.state_dict()}, path)
     return ref, path
+
+
+# ---------------------------------------------------------------- no silent skips in CI
+NO_SKIPS = os.environ.get("OFA_EXPLORER_NO_SKIPS") == "1"  # set by .ci/run: a skip there hides a failure
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With ``OFA_EXPLORER_NO_SKIPS=1`` every skipped test is reported as failed, with its skip reason."""
+    outcome = yield
+    report = outcome.get_result()
+    if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped where skips are not allowed (OFA_EXPLORER_NO_SKIPS=1): {reason}"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ``../shared`` (data and reference measurements); skips when it is missing
+    (which fails under ``OFA_EXPLORER_NO_SKIPS=1``, as in CI)."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the project's ../shared folder)")
+    return path

@@ -67,8 +67,10 @@ def test_classify_sample_gallery_gives_top5():
     no_exceptions(at)
     assert at.selectbox(key="sample_pick").value == "golf_ball_1.jpg"
     charts = at.get("vega_lite_chart")
-    assert len(charts) == 2  # current subnet and largest subnet
+    assert len(charts) == 3  # current subnet and largest subnet, and the measured open-world chart
     assert any("Current subnet" in md.value and "at 160px" in md.value for md in at.markdown)
+    assert at.success and "Looks like one of the 10 classes" in at.success[0].value and "golf ball" in at.success[0].value
+    assert len(at.get("image")) == 10 + 1 + 3  # a thumbnail per class, the photo, the crop and two Grad-CAM overlays
     assert any("this machine, measured" in c.value for c in at.caption)
 
 
@@ -96,22 +98,24 @@ def test_classify_upload_good_image():
     at = _upload(page("classify").run(), "grey.png", _png_bytes())
     no_exceptions(at)
     assert not at.error
-    assert len(at.get("vega_lite_chart")) == 2
+    assert len(at.get("vega_lite_chart")) == 3  # the two top-5 bars and the measured open-world chart
+    assert at.warning and "Not one of the 10 classes" in at.warning[0].value  # a plain grey square is none of them
 
 
 @pytest.mark.parametrize(
     "name, data, message",
     [
         ("empty.png", b"", "empty"),
-        ("text.jpg", b"this is not an image at all" * 10, "Not a readable image"),
-        ("trunc.png", _png_bytes(size=(300, 300))[:60], "Not a readable image"),
+        ("text.jpg", b"this is not an image at all" * 10, "not an image the app can read"),
+        ("trunc.png", _png_bytes(size=(300, 300))[:60], "damaged or incomplete"),
     ],
 )
 def test_classify_upload_bad_files_give_clear_errors(name, data, message):
     at = _upload(page("classify").run(), name, data)
     no_exceptions(at)
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
-    assert not at.get("vega_lite_chart")
+    assert all("Error" not in e.value and "0x" not in e.value for e in at.error)
+    assert len(at.get("vega_lite_chart")) == 1  # only the measured open-world chart, no answer
 
 
 # ------------------------------------------------------------------ explore

@@ -8,13 +8,14 @@ missing; ``make test`` installs both.
 from __future__ import annotations
 
 import json
+import shutil
 import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-quic"]
 
@@ -121,4 +122,45 @@ def test_search_finds_a_subnet(server, browser):
     found = page.get_by_text(re.compile(r"Found r\d+-d\d{5}-"))
     found.wait_for(timeout=120_000)
     assert "predicted" in found.inner_text()
+    page.close()
+
+
+def _upload_on_classify(server, browser, path: Path):
+    page = browser.new_page()
+    _goto(page, server + "/classify")
+    page.get_by_text("Upload", exact=True).click()
+    _wait_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    return page
+
+
+def test_out_of_class_photo_is_flagged(server, browser):
+    """A real photo of a class the supernet does not know (a tabby cat; ../shared, ImageNet terms) gets the clear
+    message, the gate's guess, and the subnet's bars still shown (greyed), plus a Grad-CAM overlay."""
+    from tests.conftest import shared_path
+
+    cat = shared_path("data", "imagenet-samples", "n02123045_tabby.JPEG")
+    page = _upload_on_classify(server, browser, cat)
+    page.get_by_text(re.compile(r"Largest subnet at \d+px")).wait_for(timeout=120_000)
+    _wait_idle(page)
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="Not one of the 10 classes this supernet knows")
+    assert alert.count() >= 1
+    assert "gate's own ImageNet guess" in page.locator("body").inner_text()
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
+    assert page.get_by_text(re.compile("where it looked for")).count() == 2
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+def test_non_image_upload_gives_one_plain_line(server, browser, tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_bytes(b"these are my notes, not a photo\n" * 40)
+    page = _upload_on_classify(server, browser, bad)
+    err = page.locator('[data-testid="stAlert"]').filter(has_text="Cannot classify")
+    err.wait_for(timeout=60_000)
+    text = err.inner_text().strip()
+    assert "not an image the app can read" in text and len(text.splitlines()) == 1, text
+    for internal in ("Error", "BytesIO", "0x", "Traceback"):
+        assert internal not in text, text
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()

@@ -32,7 +32,7 @@ def test_threads_get_exactly_the_serial_results():
         x = torch.randn(2, 3, cfg.r, cfg.r, generator=torch.Generator().manual_seed(cfg.r))
         with torch.no_grad():
             logits = sub(x)
-        res = classify(sub, image, net.card.classes, net.card.mean, net.card.std)
+        res = classify(sub, image, net.card)
         return logits, res.indices, res.probabilities
 
     serial = [work(c) for c in cfgs]

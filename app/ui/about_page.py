@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +36,7 @@ def render() -> None:
             st.caption("Full Imagenette val set, BN re-estimated on 2,000 training images (this machine, measured: "
                        "`scripts/evaluate_supernet.py`); hours: wall-clock of each run on this 2-core CPU, from the "
                        "weights' card. Dashed: the targets.")
-        st.markdown(card_md.read_text("utf-8"))
+        st.markdown(re.sub(r"<!--.*?-->\n?", "", card_md.read_text("utf-8"), flags=re.S))  # markers are for scripts
     history = card.extra.get("history") if isinstance(card.extra, dict) else None
     if history:
         st.subheader("Training log (from the weights' card)")

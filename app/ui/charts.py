@@ -82,9 +82,10 @@ def architecture_chart(cfg: SubnetConfig, width_mult: float = 1.2) -> alt.Chart:
     ).resolve_scale(x="independent")
 
 
-def topk_chart(labels: list[str], probabilities: list[float], title: str = "") -> alt.Chart:
+def topk_chart(labels: list[str], probabilities: list[float], title: str = "", demoted: bool = False) -> alt.Chart:
+    """Top-k bars; ``demoted`` (grey) when the image is not one of the classes, so the bars are not read as an answer."""
     df = pd.DataFrame({"class": labels, "probability": probabilities, "rank": range(1, len(labels) + 1)})
-    return alt.Chart(df, title=title).mark_bar(color="#c0392b").encode(
+    return alt.Chart(df, title=title).mark_bar(color="#b0b7bf" if demoted else "#c0392b").encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         y=alt.Y("class:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None,
                 axis=alt.Axis(labelOverlap=False, labelLimit=180)),
@@ -136,3 +137,28 @@ def training_progress_chart(progress: pd.DataFrame) -> alt.Chart:
     targets = base.mark_rule(strokeDash=[6, 4]).encode(
         y="target:Q", tooltip=["subnet", alt.Tooltip("target:Q", title="target (%)")])
     return (lines + targets).properties(height=300)
+
+
+def ood_auroc_chart(rows: pd.DataFrame) -> alt.Chart:
+    """OOD AUROC against subnet size: ``rows`` columns ``macs_M``, ``auroc``, ``score``, ``r``, ``config`` (one row per
+    subnet, resolution and score; from ``pretrained/open_world_eval.json``), with a log-linear trend per score."""
+    names = {"msp": "max softmax (subnet)", "energy": "energy (subnet)", "feature": "feature distance (subnet)",
+             "gate": "Lite0 gate (ImageNet, not the subnet)"}
+    df = rows.assign(score_name=rows["score"].map(names), resolution=rows["r"].map(lambda r: f"{r} px"))
+    domain = list(names.values())
+    colours = ["#e67e22", "#8e44ad", "#2980b9", "#7f8c8d"]
+    x_lo, x_hi = float(df["macs_M"].min()) * 0.9, float(df["macs_M"].max()) * 1.1
+    y_lo = max(0.5, float(df["auroc"].min()) - 0.03)
+    x = alt.X("macs_M:Q", title="subnet size (million MACs, log scale)", scale=alt.Scale(type="log", domain=[x_lo, x_hi], nice=False))
+    y = alt.Y("auroc:Q", title="OOD AUROC", scale=alt.Scale(domain=[y_lo, 1.0]))
+    color = alt.Color("score_name:N", title=None, scale=alt.Scale(domain=domain, range=colours),
+                      legend=alt.Legend(orient="bottom", columns=2, labelLimit=260))
+    points = alt.Chart(df).mark_point(filled=True, size=70, opacity=0.85).encode(
+        x=x, y=y, color=color, shape=alt.Shape("resolution:N", legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=[alt.Tooltip("score_name:N", title="score"), alt.Tooltip("config:N", title="subnet"),
+                 alt.Tooltip("resolution:N"), alt.Tooltip("macs_M:Q", title="MACs (M)", format=".0f"),
+                 alt.Tooltip("auroc:Q", format=".3f"), alt.Tooltip("fpr95:Q", title="FPR at 95% TPR (%)", format=".1f")],
+    )
+    trend = alt.Chart(df).transform_regression("macs_M", "auroc", groupby=["score_name"], method="log").mark_line(
+        strokeDash=[4, 3], opacity=0.8).encode(x=x, y=y, color=color)
+    return (trend + points).properties(height=320)

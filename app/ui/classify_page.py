@@ -50,17 +50,97 @@ def _source_image():
         return None, None
 
 
+def _class_gallery(card) -> None:
+    """The classes the supernet knows, a bundled thumbnail each, so a person knows what to try."""
+    thumbs = resources.class_thumbnails(card.classes)
+    st.markdown(f"**The {card.num_classes} classes this supernet knows** — try one of these, or anything else to see it flagged:")
+    if len(thumbs) != card.num_classes:
+        st.write(", ".join(card.classes))
+        return
+    for col, (name, path) in zip(st.columns(len(thumbs)), thumbs):
+        col.image(str(path), caption=name, width="stretch")
+
+
+def _decision(result, card) -> None:
+    """The open-world verdict: a clear line, the score with its meaning, the gate's own guess."""
+    ow = result.open_world
+    if ow is None:
+        return
+    if ow.in_classes:
+        st.success(f"{ow.message(card.num_classes)} Answer: **{result.top1}** ({result.probabilities[0]:.0%}).",
+                   icon=":material/check_circle:")
+    else:
+        st.warning(f"**{ow.message(card.num_classes)}** The bars below are what the subnet is forced to say; "
+                   "do not read them as an answer.", icon=":material/help:")
+    caption = (f"Decided by the {ow.score_name} score {ow.score:.4f} (accept at ≥ {ow.threshold:.4g}): {ow.meaning}. "
+               "Threshold chosen on training images only (model card: open-world table).")
+    if ow.gate_guess:
+        caption += (f" The gate's own ImageNet guess (EfficientNet-Lite0, not this subnet): "
+                    f"**{ow.gate_guess}** ({ow.gate_guess_probability:.0%}).")
+    st.caption(caption)
+
+
+def _subnet_alone(result) -> None:
+    """What each of the subnet's own scores would have said (teaching: a 10-class net knows little of the rest)."""
+    ow = result.open_world
+    if ow is None:
+        return
+    from app.open_world import SCORE_MEANING
+
+    rows = [{"score": name, "value": round(ow.scores[name], 4), "accept at ≥": round(ow.thresholds[name], 4),
+             "verdict": "one of the classes" if ow.scores[name] >= ow.thresholds[name] else "not one of them",
+             "meaning": SCORE_MEANING[name]} for name in ow.scores]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption("Intrinsic scores' thresholds: the 5% quantile of this subnet's scores on the fast BN path's calibration "
+               "images (training images). Measured reliability of each: the chart below.")
+
+
+def _saliency(image, results, r: int) -> None:
+    from app.saliency import eval_crop, overlay
+
+    cols = st.columns(4)
+    cols[0].image(eval_crop(image, r), width="stretch", caption=f"what the subnets see ({r}×{r} centre crop)")
+    for col, (name, res) in zip(cols[1:], results):
+        s = res.saliency
+        col.image(overlay(image, s.heatmap, r), width="stretch",
+                  caption=f"{name}: where it looked for “{s.label}” (Grad-CAM, +{s.seconds * 1000:.0f} ms here)")
+    cols[3].caption("Bright = the regions that raised the class's score most (Grad-CAM, Selvaraju et al. 2017, on the "
+                    "last convolutional layer). A map on the background, or on something else than the object, says the "
+                    "answer rests on the wrong evidence.")
+
+
+def _ood_chart() -> None:
+    import pandas as pd
+
+    doc = resources.open_world_evaluation()
+    if not doc:
+        return
+    with st.expander("Does a smaller subnet know less about what it doesn't know? (measured)", expanded=True):
+        rows = pd.DataFrame(doc["rows"])
+        st.altair_chart(charts.ood_auroc_chart(rows), width="stretch")
+        own = rows[rows["score"] != "gate"]
+        big, small = own[own["macs_M"] >= own["macs_M"].median()], own[own["macs_M"] < own["macs_M"].median()]
+        st.markdown(f"**Barely.** The subnets' own scores reach AUROC {own['auroc'].min():.2f}–{own['auroc'].max():.2f} "
+                    f"whatever their size (the larger half: {big['auroc'].mean():.3f} on average, the smaller half: "
+                    f"{small['auroc'].mean():.3f}); a 10-class network has never seen the rest of the world. The gate, an "
+                    "ImageNet network that knows 1,000 classes, separates them almost perfectly.")
+        st.caption(f"Each point: one subnet at one resolution, AUROC of telling {doc['in_distribution']} from "
+                   f"{doc['out_of_distribution']} (near-OOD: other dogs, fish, trucks, buildings). "
+                   "Measured here with `python -m app evaluate --ood`; the gate does not depend on the subnet.")
+
+
 def render() -> None:
     net = resources.supernet()
     card = net.card
     cfg: SubnetConfig = state.config()
     st.title("Classify")
-    known = ", ".join(card.classes) if card.num_classes <= 20 else f"the {card.num_classes} ImageNet classes"
-    st.info(f"The supernet `{card.name}` knows **{card.num_classes} classes**: {known}. "
-            "Any other object is still forced into one of these.")
+    st.info(f"The supernet `{card.name}` knows **{card.num_classes} classes**. For any other object it says so "
+            "(“Not one of the classes”) and still shows, greyed, what the subnet would have answered.")
+    _class_gallery(card)
     st.caption(f"Current subnet: `{cfg.to_compact()}` (edit it on the Explore page).")
     image, desc = _source_image()
     if image is None:
+        _ood_chart()
         return
     left, right = st.columns([1, 2])
     with left:
@@ -69,21 +149,28 @@ def render() -> None:
         t0 = time.perf_counter()
         with st.spinner("Extracting the subnet and re-estimating its BN statistics…"):
             sub, extract_s = resources.session_subnet(cfg)
-        result = classify(sub, image, card.classes, card.mean, card.std)
+        result = classify(sub, image, card, explain=True)
         big = resources.largest_subnet(net, card.sha256, cfg.r)
-        big_result = classify(big, image, card.classes, card.mean, card.std)
+        big_result = classify(big, image, card, explain=True)
         total = time.perf_counter() - t0
+        _decision(result, card)
+        demoted = result.in_classes is False
         a, b = st.columns(2)
         with a:
-            st.markdown(f"**Current subnet** at {cfg.r}px: **{result.top1}** ({result.probabilities[0]:.0%})")
-            st.altair_chart(charts.topk_chart(result.labels, result.probabilities), width="stretch")
+            st.markdown(f"**Current subnet** at {cfg.r}px: {result.headline(card.num_classes)}")
+            st.altair_chart(charts.topk_chart(result.labels, result.probabilities, demoted=demoted), width="stretch")
         with b:
-            st.markdown(f"**Largest subnet** at {cfg.r}px: **{big_result.top1}** ({big_result.probabilities[0]:.0%})")
-            st.altair_chart(charts.topk_chart(big_result.labels, big_result.probabilities), width="stretch")
+            st.markdown(f"**Largest subnet** at {cfg.r}px: {big_result.headline(card.num_classes)}")
+            st.altair_chart(charts.topk_chart(big_result.labels, big_result.probabilities, demoted=demoted), width="stretch")
         st.caption(
             f"Time here (this machine, measured): extraction + BN re-estimation {extract_s * 1000:.0f} ms"
-            f"{' (cached)' if extract_s == 0 else ''}, classification {result.seconds * 1000:.0f} ms; "
-            f"page total {total * 1000:.0f} ms."
+            f"{' (cached)' if extract_s == 0 else ''}, classification with the open-world decision "
+            f"{result.seconds * 1000:.0f} ms; page total {total * 1000:.0f} ms."
         )
         if st.button("Pin this subnet for Compare", icon=":material/push_pin:", key="pin_classify"):
             st.toast("Pinned." if state.pin(cfg) else "Already pinned (or 6 pins already).")
+    st.subheader("What the subnet looked at")
+    _saliency(image, [("current subnet", result), ("largest subnet", big_result)], cfg.r)
+    with st.expander("What the subnet alone would have said (its own scores)"):
+        _subnet_alone(result)
+    _ood_chart()

@@ -57,13 +57,22 @@ def render() -> None:
         st.error(f"Cannot classify this file: {exc}")
         return
     st.image(image, caption=desc, width=224)
-    cols = st.columns(len(pinned))
     with st.spinner("Extracting and classifying…"):
-        for col, c in zip(cols, pinned):
-            sub, _ = resources.session_subnet(c)
-            res = classify(sub, image, card.classes, card.mean, card.std, topk=3)
-            with col:
+        results = [(c, classify(resources.session_subnet(c)[0], image, card, topk=3)) for c in pinned]
+    ow = results[0][1].open_world
+    if ow is not None and not ow.in_classes:
+        guess = f" The gate's own ImageNet guess (EfficientNet-Lite0, not these subnets): **{ow.gate_guess}** " \
+                f"({ow.gate_guess_probability:.0%})." if ow.gate_guess else ""
+        st.warning(f"**{ow.message(card.num_classes)}** What each subnet is forced to say is shown greyed below.{guess}",
+                   icon=":material/help:")
+        st.caption(f"{ow.score_name} score {ow.score:.4f} (accept at ≥ {ow.threshold:.4g}): {ow.meaning}.")
+    cols = st.columns(len(pinned))
+    for col, (c, res) in zip(cols, results):
+        with col:
+            if res.in_classes is False:
+                st.markdown(f":gray[closest: {res.top1} ({res.probabilities[0]:.0%})]")
+            else:
                 st.markdown(f"**{res.top1}** ({res.probabilities[0]:.0%})")
-                st.caption(f"`{c.to_compact()[:14]}…` · {res.seconds * 1000:.0f} ms here")
-                for label, p in zip(res.labels[1:], res.probabilities[1:]):
-                    st.caption(f"{label}: {p:.0%}")
+            st.caption(f"`{c.to_compact()[:14]}…` · {res.seconds * 1000:.0f} ms here")
+            for label, p in zip(res.labels[1:], res.probabilities[1:]):
+                st.caption(f"{label}: {p:.0%}")

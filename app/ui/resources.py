@@ -49,6 +49,10 @@ def _warm_up(net: OFASupernet) -> None:
     from app.predictors import predict
 
     predict(SubnetConfig.largest(), "note10", net.card)
+    from app.open_world import decision_score, load_gate
+
+    if decision_score(net.card) == "gate":
+        load_gate(tuple(net.card.class_ids))  # ~0.3 s once, not on the first upload
 
 
 class _StatisticsPrefetcher:
@@ -158,3 +162,21 @@ def sample_images() -> list[Path]:
     """Bundled sample images (assets/samples), sorted by name."""
     folder = assets_dir() / "samples"
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def class_thumbnails(classes: list[str]) -> list[tuple[str, Path]]:
+    """(class, first bundled sample of it) for each class that has one (samples are named ``<class>_<n>.jpg``)."""
+    samples = {p.stem.rsplit("_", 1)[0].replace("_", " ").lower(): p for p in reversed(sample_images())}
+    return [(c, samples[c.lower()]) for c in classes if c.lower() in samples]
+
+
+@st.cache_resource(show_spinner=False)
+def open_world_evaluation() -> dict | None:
+    """The bundled open-world measurement (``pretrained/open_world_eval.json``), read once; None if absent."""
+    import json
+
+    path = Path(__file__).resolve().parents[2] / "pretrained" / "open_world_eval.json"
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
