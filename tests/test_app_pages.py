@@ -194,3 +194,14 @@ def test_compare_pins_from_url():
     at = page("compare", pins=pins).run()
     no_exceptions(at)
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
+    # the bundled sample is one of the classes: each pinned subnet's answer in bold, no warning
+    assert not at.warning and sum("**" in m.value for m in at.markdown) >= 2
+
+
+def test_compare_flags_an_out_of_class_upload_once_for_all_pins():
+    pins = ",".join(["r128-d22222-k" + "33xx" * 5 + "-e" + "33xx" * 5, "r224-d44444-k" + "7" * 20 + "-e" + "6" * 20])
+    at = page("compare", pins=pins).run()
+    at.file_uploader(key="compare_upload").upload("grey.png", _png_bytes(size=(300, 200)), "image/png").run()
+    no_exceptions(at)
+    assert len(at.warning) == 1 and "Not one of the 10 classes" in at.warning[0].value
+    assert sum(":gray[closest:" in m.value for m in at.markdown) == 2  # both answers demoted
