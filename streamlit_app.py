@@ -9,6 +9,10 @@ keep_freed_memory()  # a no-op under `make run` (app.ui.serve applies it before 
 from app.ui.layout import PAGES, sidebar
 
 st.set_page_config(page_title="OFA Explorer", page_icon=":material/hub:", layout="wide")
-page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url, default=p.default) for p in PAGES])
-sidebar()
+# Every page has its own URL (/explore, /classify, ...). The app's root shows Explore through a separate default page:
+# Streamlit serves its default page only at the root, so without it a link to /explore would say "Page not found".
+pages = {p.url: st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url) for p in PAGES}
+home = st.Page(PAGES[0].path, title=PAGES[0].title, icon=PAGES[0].icon, url_path="home", default=True)
+page = st.navigation([home, *pages.values()], position="hidden")  # the sidebar lists the six pages once
+sidebar(pages)
 page.run()

@@ -176,7 +176,8 @@ def _bns(model: nn.Module) -> list[nn.BatchNorm2d]:
     return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
 
 
-def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int | None = None) -> int:
+def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int | None = None,
+                     features_out: list | None = None) -> int:
     """Re-estimate a subnet's BN statistics on ``n`` bundled training images at its resolution.
 
     The images are the first ``n`` of the bundled herded set (:func:`calibration_files`;
@@ -190,6 +191,10 @@ def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int |
     at most 56 (time per image follows MACs only roughly: small subnets cost more than their share). On v8's
     weights the middle subnets at r=128 needed more (d4 e4 k5 / d3 e6 k5 / d3 e4 k3: -0.79 / -0.76 / -0.59 pp
     with 56, -0.13 / -0.18 / -0.03 with 72, +0.18 / -0.13 / +0.00 with 96, in 0.37-0.56 s); hence at most 96.
+
+    ``features_out``: when given and the statistics are computed now (not restored from the cache) in one batch,
+    the penultimate features of the images (``n`` x D, equal to the eval-mode ones afterwards) are appended to it,
+    so that :mod:`app.open_world` gets its per-subnet reference without another forward pass.
 
     The result depends only on the weights (``card.sha256``) and the config, so it is
     kept in a bounded process-wide cache: a config any session has seen before (a
@@ -213,17 +218,15 @@ def recalibrate_fast(subnet: nn.Module, card, n: int | None = None, chunk: int |
             return n
     batch = calibration_batch(cfg.r, card.mean, card.std, n)
     captured: list[Tensor] = []
-    head = getattr(subnet, "feature_mix", None)
+    head = getattr(subnet, "feature_mix", None) if features_out is not None else None
     hook = head.register_forward_hook(lambda _m, _i, out: captured.append(out.flatten(1))) if head is not None else None
     try:
         used = recalibrate_bn(subnet, batch.split(chunk))
     finally:
         if hook is not None:
             hook.remove()
-    if len(captured) == 1 and hasattr(subnet, "classifier"):  # one batch: these are the eval-mode features now
-        from app.open_world import remember_calibration_features
-
-        remember_calibration_features(subnet, card, captured[0])
+    if len(captured) == 1:  # one batch: its statistics are the final ones, so these are the eval-mode features
+        features_out.append(captured[0])
     if key is not None:
         flat = tuple(t.detach().clone() for bn in _bns(subnet) for t in (bn.running_mean, bn.running_var))
         with _stats_lock:

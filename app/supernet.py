@@ -195,7 +195,12 @@ class OFASupernet(nn.Module):
             from app import calibrate as calib
 
             if calibrate is True:
-                calib.recalibrate_fast(subnet, self.card)
+                from app.open_world import remember_calibration_features
+
+                features: list[Tensor] = []
+                calib.recalibrate_fast(subnet, self.card, features_out=features)
+                if features:  # the open-world reference of this subnet, from the same forward pass
+                    remember_calibration_features(subnet, self.card, features[0])
             else:
                 calib.recalibrate_bn(subnet, [calibrate] if isinstance(calibrate, Tensor) else calibrate)
         return subnet

@@ -164,3 +164,45 @@ def test_non_image_upload_gives_one_plain_line(server, browser, tmp_path):
         assert internal not in text, text
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+# every page, by its own URL, as a visitor following a shared link would open it
+PAGE_URLS = ["", "explore", "classify", "specialise", "compare", "carbon", "about"]
+
+_COLOURED_PIXELS = """(el) => {
+  // pixels of a chart's canvas that are clearly coloured (marks), not grey/black (axes, labels, grid)
+  const c = el.querySelector('canvas');
+  if (!c) { const s = el.querySelector('svg'); return s ? s.querySelectorAll('path, rect, circle, line').length * 100 : 0; }
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const mx = Math.max(d[i], d[i + 1], d[i + 2]), mn = Math.min(d[i], d[i + 1], d[i + 2]);
+    if (d[i + 3] > 0 && mx - mn > 60) n++;
+  }
+  return n;
+}"""
+
+_TRUNCATED_TILES = """() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+  .filter(e => [e, ...e.querySelectorAll('*')].some(x => x.scrollWidth > x.clientWidth + 1))
+  .map(e => e.innerText)"""
+
+
+@pytest.mark.parametrize("path", PAGE_URLS)
+def test_every_page_opens_by_its_url_whole_and_drawn(server, browser, path):
+    """No "page not found" dialog, no exception box, no raw markup, every chart has drawn marks,
+    no metric tile cut at the desktop width."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    _goto(page, f"{server}/{path}")
+    page.wait_for_timeout(1500)  # charts render after the script run
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    for markup in ("<!--", "-->", "</", "&lt;", "&gt;", "**"):
+        assert markup not in text, (path, markup)
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    for i in range(charts.count()):
+        charts.nth(i).scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        assert charts.nth(i).evaluate(_COLOURED_PIXELS) > 50, f"/{path}: chart {i + 1} of {charts.count()} draws no marks"
+    assert page.evaluate(_TRUNCATED_TILES) == [], path
+    page.close()

@@ -303,3 +303,14 @@ def test_supernet_dataset_takes_rows_of_the_current_weights_and_their_lineage(tm
     a = encode([cfgs[0]])
     macs = P.hardware.cost_batch(a, "macs", 1.2, 10)
     np.testing.assert_allclose(acc.supernet_features(a, macs, n_priors=1), data.X[:1])
+
+
+def test_predict_uses_the_bundled_supernets_predictor_by_default():
+    """``app.predict(cfg, hardware=...)`` — the README's own example — gives the bundled supernet's accuracy without a
+    card, the same as with the loaded supernet's card."""
+    import app
+
+    cfg = SubnetConfig.largest(224)
+    default = app.predict(cfg, hardware="note10").accuracy_supernet
+    explicit = app.predict(cfg, hardware="note10", supernet_card=app.load_supernet().card).accuracy_supernet
+    assert default.value is not None and default.value == explicit.value and default.note == explicit.note

@@ -231,9 +231,12 @@ def predict(
     supernet_card=None,
     grid_g_per_kwh: float = DEFAULT_GRID_G_PER_KWH,
 ) -> Prediction:
-    """Everything predicted for one config on one target, each number with its source."""
+    """Everything predicted for one config on one target, each number with its source. ``supernet_card``: the
+    supernet whose accuracy to predict (default: the bundled one, read from its card without loading weights)."""
     cfg = SubnetConfig.parse(cfg)
     target, model = _lookup(hardware)
+    if supernet_card is None:
+        supernet_card = bundled_card()
     sha = getattr(supernet_card, "sha256", None)
     classes = getattr(supernet_card, "num_classes", 1000)
     width = getattr(supernet_card, "width_mult", 1.2)
@@ -266,6 +269,21 @@ def predict(
         macs=Metric(float(b["macs"][0]) / 1e6, "M", "counted here (OFA's rules)", "measured"),
         params=Metric(float(b["params"][0]) / 1e6, "M", "counted here (OFA's rules)", "measured"),
     )
+
+
+@lru_cache(maxsize=1)
+def bundled_card():
+    """The bundled supernet's card (classes, width, sha256) read from its JSON, torch-free; None if it is missing."""
+    import json
+    from types import SimpleNamespace
+
+    from app.weights import default_weights_path
+
+    try:
+        d = json.loads(default_weights_path().with_suffix(".json").read_text("utf-8"))
+        return SimpleNamespace(sha256=str(d["sha256"]), num_classes=len(d["classes"]), width_mult=float(d["width_mult"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 OFA_HOLDOUT_SOURCE = acc.OFA_SOURCE

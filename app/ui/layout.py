@@ -13,11 +13,10 @@ class PageSpec:
     title: str
     icon: str
     url: str
-    default: bool = False
 
 
 PAGES = (
-    PageSpec("pages/explore.py", "Explore", ":material/tune:", "explore", default=True),
+    PageSpec("pages/explore.py", "Explore", ":material/tune:", "explore"),  # also the app's root page
     PageSpec("pages/classify.py", "Classify", ":material/image_search:", "classify"),
     PageSpec("pages/specialise.py", "Specialise", ":material/target:", "specialise"),
     PageSpec("pages/compare.py", "Compare", ":material/push_pin:", "compare"),
@@ -26,12 +25,17 @@ PAGES = (
 )
 
 
-def sidebar() -> None:
-    """Supernet identity (and a loud warning for placeholder weights) on every page."""
+def sidebar(pages: dict | None = None) -> None:
+    """The page links (``pages``: url -> ``st.Page``), the supernet's identity (and a loud warning for placeholder
+    weights) on every page."""
     from app.ui import resources
 
     net = resources.supernet()
     with st.sidebar:
+        for spec in PAGES if pages else ():
+            st.page_link(pages[spec.url], label=spec.title, icon=spec.icon)
+        if pages:
+            st.divider()
         st.markdown("### OFA Explorer")
         st.caption("Once-for-All (Cai et al., ICLR 2020): train one supernet, extract a subnet per device.")
         card = net.card
