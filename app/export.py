@@ -110,12 +110,31 @@ def export_bytes(subnet: nn.Module, card: SupernetCard, fmt: str, verify: bool =
     # onnx
     if not onnx_available():
         raise ExportError("ONNX export needs the optional packages onnx and onnxscript (pip install onnx onnxscript)")
-    with tempfile.TemporaryDirectory() as d:
+    import contextlib
+
+    with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress
         path = Path(d) / "model.onnx"
         torch.onnx.export(subnet, (x,), str(path), input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
-        data = path.read_bytes()
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, external_data=False)
+        data = path.read_bytes()  # one self-contained file (the weights inside, not in a model.onnx.data beside it)
+    if verify:
+        got = _run_onnx(data, x)
+        if got is not None:
+            _check(reference, got, fmt)
     return f"{stem}.onnx", data, "application/octet-stream"
+
+
+def _run_onnx(data: bytes, x: torch.Tensor) -> torch.Tensor:
+    """Outputs of an ONNX model (bytes) on ``x`` with onnxruntime; without it, a structural check only (returns None)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        import onnx
+
+        onnx.checker.check_model(onnx.load_from_string(data))
+        return None
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
 
 
 def _empty_like(subnet: nn.Module) -> nn.Module:
@@ -132,6 +151,8 @@ def export_to(subnet: nn.Module, card: SupernetCard, fmt: str, out: str | Path) 
     """Write the export to ``out`` (a file, or a directory to put the default file name in)."""
     name, data, _ = export_bytes(subnet, card, fmt)
     out = Path(out)
+    if not out.exists() and not out.suffix:  # a folder to be (e.g. exports/): create it rather than write a file named so
+        out.mkdir(parents=True)
     path = out / name if out.is_dir() else out
     atomic_write_bytes(path, data)
     return path

@@ -63,7 +63,7 @@ def test_search_on_the_bundled_supernets_predictor():
         search("note10", {"latency": 25}, "supernet", generations=5, supernet_sha256="0" * 64)
 
 
-@pytest.mark.parametrize("fmt", ["state_dict", "torchscript", "pt2"])
+@pytest.mark.parametrize("fmt", ["state_dict", "torchscript", "pt2", "onnx"])
 def test_export_round_trips(fmt, tmp_path):
     net = app.weights.placeholder_supernet(1.0, seed=2)
     sub = net.extract(app.SubnetConfig.random(11), calibrate=True)
@@ -76,6 +76,11 @@ def test_export_round_trips(fmt, tmp_path):
             got = torch.jit.load(str(tmp_path / name))(x)
         elif fmt == "pt2":
             got = torch.export.load(str(tmp_path / name)).module()(x)
+        elif fmt == "onnx":  # an independent runtime: onnxruntime (test requirement)
+            import onnxruntime as ort
+
+            session = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
         else:
             import io
             import zipfile
@@ -158,3 +163,33 @@ def test_cli_exit_codes_in_a_subprocess():
     assert p.returncode == 2 and p.stderr.startswith("error:") and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0 and "classify" in p.stdout and "calibrate" not in p.stderr
+
+
+def test_cli_export_pareto_and_bench(tmp_path, capsys):
+    """The CLI's export (written file loads and matches the live subnet), pareto (one feasible row per budget, accuracy
+    rising with the budget) and bench (a row per subnet with positive timings)."""
+    import onnxruntime as ort
+
+    from app.data import image_tensor, load_image
+
+    out = tmp_path / "exports"
+    assert main(["export", "--config", "smallest", "--format", "onnx", "--out", str(out)]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.is_file() and path.suffix == ".onnx"
+    net = app.load_supernet()
+    sub = net.extract(app.SubnetConfig.smallest(128), calibrate=True)
+    x = image_tensor(load_image(ROOT / "assets" / "samples" / "church_1.jpg"), 128, net.card.mean, net.card.std)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, sub(x).numpy(), atol=1e-3)
+
+    assert main(["pareto", "--hardware", "note10", "--limits", "15,25,40", "--generations", "20", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 and all(r["latency_ms"] <= limit for r, limit in zip(rows, (15, 25, 40)))
+    assert rows[0]["accuracy"] <= rows[-1]["accuracy"]
+
+    assert main(["bench", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["subnet"] for r in rows] == ["largest r224", "smallest r128"]
+    assert all(r["extract_ms"] > 0 and r["inference_ms_b1"] > 0 for r in rows)
