@@ -40,11 +40,11 @@ def test_carbon_page_scales_with_n_and_grid():
 def test_carbon_page_reads_and_validates_url():
     at = page("carbon", n="10", grid="100").run()
     no_exceptions(at)
-    assert {m.label: m.value for m in at.metric}["MnasNet"] == "400,000 GPU-h"
+    assert {m.label: m.value for m in at.metric}["MnasNet"] == "400k GPU-h"
     at = page("carbon", n="-3", grid="lots").run()
     no_exceptions(at)
     assert any("Ignoring the link" in w.value for w in at.warning)
-    assert {m.label: m.value for m in at.metric}["MnasNet"] == "1,600,000 GPU-h"
+    assert {m.label: m.value for m in at.metric}["MnasNet"] == "1.6M GPU-h"
 
 
 # ------------------------------------------------------------------ about

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -36,7 +37,31 @@ def render() -> None:
             st.caption("Full Imagenette val set, BN re-estimated on 2,000 training images (this machine, measured: "
                        "`scripts/evaluate_supernet.py`); hours: wall-clock of each run on this 2-core CPU, from the "
                        "weights' card. Dashed: the targets.")
-        st.markdown(re.sub(r"<!--.*?-->\n?", "", card_md.read_text("utf-8"), flags=re.S))  # markers are for scripts
+        text = re.sub(r"<!--.*?-->\n?", "", card_md.read_text("utf-8"), flags=re.S)  # markers are for scripts
+        text = re.sub(r"\A\s*# Model card\b[^\n]*\n", "", text)  # the page's title and Name line already say it
+        before, lineage, after = split_lineage(text)
+        st.markdown(before)
+        if lineage:
+            summary, runs, total = parse_lineage(lineage)
+            with st.expander("Training lineage", expanded=False):
+                if summary:
+                    st.markdown(summary)
+                if runs:
+                    prefix = os.path.commonprefix([r["run"] for r in runs]) if len(runs) > 1 else ""
+                    prefix = prefix[: prefix.rfind("-") + 1]  # "imagenette-w1.2-": the runs read v1, v2, ...
+                    table = pd.DataFrame([{"run": r["run"][len(prefix):], "phases (wall-clock hours)": r["phases"],
+                                           "hours": f"{r['hours']:.2f}", "cumulative": f"{r['cumulative hours']:.2f}"}
+                                          for r in runs])
+                    st.table(table, hide_index=True, border="horizontal")  # static: long phase lists wrap, no scrolling
+                    first = table["run"].iloc[0]
+                    st.caption((f"Run {first} is recipe `{prefix}{first}`, and so on; " if prefix else "")
+                               + "oldest first, each run continuing the previous one's weights. Wall-clock hours on 2 "
+                               "shared CPU cores."
+                               + (f" Total {total:.2f} h." if total else ""))
+                else:  # a format this page does not know: show the paragraph as written
+                    st.markdown(lineage)
+        if after.strip():
+            st.markdown(after)
     history = card.extra.get("history") if isinstance(card.extra, dict) else None
     if history:
         st.subheader("Training log (from the weights' card)")
@@ -55,3 +80,57 @@ def render() -> None:
         "BN statistics of extracted subnets are re-estimated on the bundled calibration images (Imagenette training "
         "images, a 10-class subset of ImageNet)."
     )
+
+
+LINEAGE_MARK = "Training wall-clock per phase"
+
+
+def split_lineage(text: str) -> tuple[str, str, str]:
+    """``text`` cut around its training-lineage paragraph (the lines written by ``scripts/evaluate_supernet.py``,
+    "... Training wall-clock per phase ..., which continued recipe ..."): (before, paragraph, after).
+    The paragraph is the run of non-blank lines (not headings, tables or lists) holding the mark; (text, "", "")
+    when there is none."""
+    lines = text.split("\n")
+    hit = next((i for i, line in enumerate(lines) if LINEAGE_MARK in line or "which continued recipe" in line), None)
+    if hit is None:
+        return text, "", ""
+
+    def prose(line: str) -> bool:
+        return bool(line.strip()) and not line.lstrip().startswith(("#", "|", "<!--", "- ", "* ", "```"))
+
+    start, end = hit, hit + 1
+    while start > 0 and prose(lines[start - 1]):
+        start -= 1
+    while end < len(lines) and prose(lines[end]):
+        end += 1
+    return "\n".join(lines[:start]), " ".join(s.strip() for s in lines[start:end]), "\n".join(lines[end:])
+
+
+_RUN = re.compile(r"recipe ([^\s():;,]+) \(([^()]*)\)")
+_CURRENT = re.compile(r"recipe ([^\s():;,]+): ([^;]*);")
+_PHASE = re.compile(r"^(.*\S)\s+(\d+(?:\.\d+)?)\s*h$")
+
+
+def parse_lineage(paragraph: str) -> tuple[str, list[dict], float | None]:
+    """The lineage paragraph as (summary sentence, one row per run oldest first: run, phases, hours, cumulative
+    hours; the stated total). The summary is what precedes "Training wall-clock per phase" (e.g. which runs a
+    weight average is made of)."""
+    cut = paragraph.find(LINEAGE_MARK)
+    summary = paragraph[:cut].strip() if cut > 0 else ""
+    chain = paragraph[cut:] if cut >= 0 else paragraph
+    found = [(m.group(1), m.group(2)) for m in _CURRENT.finditer(chain)] + [(m.group(1), m.group(2)) for m in _RUN.finditer(chain)]
+    runs = []
+    for name, phases_text in reversed(found):  # written newest first
+        phases = []
+        for part in phases_text.split(","):
+            m = _PHASE.match(part.strip())
+            if m:
+                phases.append((m.group(1), float(m.group(2))))
+        hours = sum(h for _, h in phases)
+        runs.append({"run": name, "phases": ", ".join(f"{p} {h:.2f} h" for p, h in phases), "hours": round(hours, 2)})
+    total_run = 0.0
+    for row in runs:
+        total_run += row["hours"]
+        row["cumulative hours"] = round(total_run, 2)
+    total = re.search(r"Total (\d+(?:\.\d+)?) h", chain)
+    return summary, runs, float(total.group(1)) if total else None

@@ -14,16 +14,25 @@ from app.space import MAX_DEPTH, STAGES, SubnetConfig, Widths, middle_channels
 KERNEL_COLOURS = {3: "#9ecae1", 5: "#4292c6", 7: "#08519c"}
 
 
-def tradeoff_chart(points: pd.DataFrame, x: str, y: str, x_title: str, y_title: str) -> alt.Chart:
+def tradeoff_chart(points: pd.DataFrame, x: str, y: str, x_title: str, y_title: str) -> alt.LayerChart:
     """Accuracy-vs-cost scatter. ``points`` columns: x, y, ``group`` (sampled / specialised /
-    current / pinned), ``name``, ``cfg`` (compact string). Clicking a point selects it."""
+    current / pinned), ``name``, ``cfg`` (compact string). Clicking a point selects it.
+
+    Both axes fit the data (a small padding, not zero-based), and the Pareto front of the plotted
+    points (:func:`pareto_front_points`: the best ``y`` at any ``x`` or less) is drawn as a step line."""
     sel = alt.selection_point(name="pick", fields=["cfg"], on="click", clear="dblclick")
     groups = ["sampled subnets", "OFA specialised (published)", "search result", "pinned", "current subnet"]
     colours = ["#b0b7bf", "#e67e22", "#27ae60", "#8e44ad", "#c0392b"]
+    present = [g for g in groups if g in set(points["group"])] if "group" in points else groups
+    x_dom, y_dom = padded_domain(points[x]), padded_domain(points[y])
+    x_enc = alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(domain=x_dom, nice=False, zero=False))
+    y_enc = alt.Y(f"{y}:Q", title=wrap_title(y_title), scale=alt.Scale(domain=y_dom, nice=False, zero=False))
     base = alt.Chart(points).encode(
-        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
-        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
-        color=alt.Color("group:N", scale=alt.Scale(domain=groups, range=colours), legend=alt.Legend(orient="bottom", title=None)),
+        x=x_enc,
+        y=y_enc,
+        color=alt.Color("group:N", scale=alt.Scale(domain=groups, range=colours),
+                        legend=alt.Legend(orient="bottom", title=None, values=present or groups, columns=2, labelLimit=200,
+                                          labelExpr="replace(datum.label, ' (published)', '')")),  # fits a phone
         tooltip=[alt.Tooltip("name:N", title="subnet"), alt.Tooltip(f"{x}:Q", title=x_title, format=".2f"),
                  alt.Tooltip(f"{y}:Q", title=y_title, format=".2f"), alt.Tooltip("cfg:N", title="config")],
     )
@@ -32,7 +41,10 @@ def tradeoff_chart(points: pd.DataFrame, x: str, y: str, x_title: str, y_title: 
         shape=alt.Shape("group:N", scale=alt.Scale(domain=groups, range=["circle", "diamond", "square", "triangle-up", "cross"]), legend=None),
     ).add_params(sel)
     current = base.transform_filter(alt.datum.group == "current subnet").mark_point(filled=True, size=260, shape="cross")
-    return (pts + current).properties(height=380)
+    front = pareto_front_points(points, x, y).drop_duplicates(subset=[x, y])
+    front_line = alt.Chart(front[[x, y]]).mark_line(interpolate="step-after", color="#2c3e50", strokeWidth=1.5,
+                                                    opacity=0.8).encode(x=x_enc, y=y_enc)
+    return (front_line + pts + current).properties(height=380)  # the line first: clicks land on the points
 
 
 def diagram_frame(cfg: SubnetConfig, width_mult: float = 1.2) -> pd.DataFrame:
@@ -93,24 +105,50 @@ def topk_chart(labels: list[str], probabilities: list[float], title: str = "", d
     ).properties(height=alt.Step(26))
 
 
-def carbon_chart(rows: pd.DataFrame, value: str, title: str) -> alt.Chart:
-    """Log-scale bars of design cost per method."""
-    return alt.Chart(rows).mark_bar().encode(
-        y=alt.Y("method:N", sort="-x", title=None),
-        x=alt.X(f"{value}:Q", title=title, scale=alt.Scale(type="log")),
-        color=alt.condition(alt.datum.method == "OFA (train once)", alt.value("#27ae60"), alt.value("#7f8c8d")),
-        tooltip=["method", alt.Tooltip("gpu_hours:Q", format=",.0f"), alt.Tooltip("co2e_kg:Q", format=",.0f"), "note"],
-    ).properties(height=200)
+def carbon_chart(rows: pd.DataFrame, value: str, title: str) -> alt.LayerChart:
+    """Design cost per method as log-scale bars. On a log scale a bar cannot start at zero, so each bar runs
+    from a positive base (a decade below the smallest value, :func:`log_base`) to its value, labelled with
+    its value. Non-positive values (e.g. a zero-carbon grid) are drawn at the base."""
+    methods = list(rows["method"])
+    df = rows.copy()
+    positive = df[value][df[value] > 0]
+    lo = log_base(positive.min() if len(positive) else 1.0)
+    df["plotted"] = df[value].clip(lower=lo)
+    df["base"] = lo
+    df["label"] = [compact_number(v) for v in df[value]]
+    hi = float(df["plotted"].max()) * 10  # room for the labels right of the longest bar (log scale)
+    x = alt.X("plotted:Q", title=title, scale=alt.Scale(type="log", domain=[lo, hi], nice=False),
+              axis=alt.Axis(format="~s", values=[v for v in decades(lo, hi) if lo <= v <= hi], grid=True))
+    y = alt.Y("method:N", sort=methods, title=None, axis=alt.Axis(labelLimit=160))
+    tooltip = ["method", alt.Tooltip("gpu_hours:Q", title="GPU-hours", format=",.0f"),
+               alt.Tooltip("co2e_kg:Q", title="kg CO2e", format=",.0f"), "note"]
+    bars = alt.Chart(df).mark_bar().encode(
+        y=y, x=x, x2="base:Q", color=alt.Color("method:N", scale=method_colour_scale(methods), legend=None),
+        tooltip=tooltip)
+    labels = alt.Chart(df).mark_text(align="left", dx=4, fontSize=12).encode(y=y, x=x, text="label:N", tooltip=tooltip)
+    return (bars + labels).properties(height=300)
 
 
-def carbon_vs_n_chart(frame: pd.DataFrame, value: str, title: str) -> alt.Chart:
-    """Cost as a function of N for every method (log y)."""
-    return alt.Chart(frame).mark_line(point=True).encode(
-        x=alt.X("N:Q", title="deployment scenarios N"),
-        y=alt.Y(f"{value}:Q", title=title, scale=alt.Scale(type="log")),
-        color=alt.Color("method:N", legend=alt.Legend(orient="bottom", title=None)),
+def carbon_vs_n_chart(frame: pd.DataFrame, value: str, title: str, current_n: int | None = None) -> alt.LayerChart:
+    """Cost as a function of N for every method, log-log (a per-scenario cost is then a straight line, OFA's
+    flat); ``current_n`` marked with a vertical rule. Non-positive values are left out (no place on a log scale)."""
+    methods = list(dict.fromkeys(frame["method"]))
+    df = frame[frame[value] > 0]
+    colour = alt.Color("method:N", scale=method_colour_scale(methods), sort=methods,
+                       legend=alt.Legend(orient="bottom", title=None, columns=2, labelLimit=200))
+    lines = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("N:Q", title="deployment scenarios N (log scale)", scale=alt.Scale(type="log"),
+                axis=alt.Axis(values=[1, 10, 100, 1000], format="~s")),
+        y=alt.Y(f"{value}:Q", title=title, scale=alt.Scale(type="log"),
+                axis=alt.Axis(format="~s", values=decades(df[value].min(), df[value].max()) if len(df) else alt.Undefined)),
+        color=colour,
         tooltip=["method", "N", alt.Tooltip(f"{value}:Q", format=",.0f")],
-    ).properties(height=300)
+    )
+    layers = [lines]
+    if current_n is not None:
+        layers.insert(0, alt.Chart(pd.DataFrame({"N": [current_n], "label": [f"N = {current_n}"]})).mark_rule(
+            strokeDash=[4, 3], color="#7f8c8d").encode(x="N:Q", tooltip=[alt.Tooltip("label:N", title="now")]))
+    return alt.layer(*layers).properties(height=340)  # Streamlit fits axes and the two-row legend into this
 
 
 def history_chart(history: list[float]) -> alt.Chart:
@@ -162,3 +200,93 @@ def ood_auroc_chart(rows: pd.DataFrame) -> alt.Chart:
     trend = alt.Chart(df).transform_regression("macs_M", "auroc", groupby=["score_name"], method="log").mark_line(
         strokeDash=[4, 3], opacity=0.8).encode(x=x, y=y, color=color)
     return (trend + points).properties(height=320)
+
+
+# ------------------------------------------------------------------ helpers of tradeoff_chart / carbon charts
+METHOD_COLOURS = {"OFA (train once)": "#27ae60"}
+OTHER_METHOD_COLOURS = ["#2980b9", "#8e44ad", "#c0392b", "#e67e22", "#7f8c8d"]
+
+
+def pareto_front_points(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """The rows of ``points`` not dominated by another row, sorted by ``x``: lower ``x`` (cost) and higher ``y``
+    (accuracy) are better, and a row is dominated when another has ``x`` <= and ``y`` >= with one of them strict.
+    Identical rows do not dominate each other (all are kept). Rows with a missing ``x`` or ``y`` are ignored."""
+    df = points.dropna(subset=[x, y])
+    if df.empty:
+        return df.copy()
+    order = df.sort_values([x, y], ascending=[True, False], kind="mergesort")
+    xs, ys = order[x].to_numpy(), order[y].to_numpy()
+    keep = []
+    best = float("-inf")  # best y among rows of strictly smaller x
+    i = 0
+    while i < len(xs):
+        j = i
+        while j < len(xs) and xs[j] == xs[i]:
+            j += 1
+        top = ys[i]  # the largest y at this x (sorted descending within equal x)
+        if top > best:
+            keep.extend(k for k in range(i, j) if ys[k] == top)
+            best = top
+        i = j
+    return order.iloc[keep]
+
+
+def padded_domain(values, pad: float = 0.04, min_span: float = 1e-6) -> list[float]:
+    """[min, max] of ``values`` widened by ``pad`` of their span on each side (a fixed small span if all are equal)."""
+    s = pd.Series(values, dtype="float64").dropna()
+    if s.empty:
+        return [0.0, 1.0]
+    lo, hi = float(s.min()), float(s.max())
+    span = hi - lo if hi > lo else max(abs(hi) * 0.05, min_span)
+    return [lo - pad * span, hi + pad * span]
+
+
+def wrap_title(text: str, width: int = 34) -> str | list[str]:
+    """An axis title split into lines of about ``width`` characters (Vega-Lite draws a list as lines)."""
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return lines[0] if len(lines) == 1 else lines
+
+
+def decades(lo: float, hi: float) -> list[float]:
+    """The powers of ten from the one at or below ``lo`` to the one at or above ``hi`` (> 0): log-axis ticks and
+    grid lines at whole decades only."""
+    import math
+
+    if not (lo > 0 and hi > 0):
+        return []
+    return [10.0 ** k for k in range(math.floor(math.log10(lo) + 1e-9), math.ceil(math.log10(hi) - 1e-9) + 1)]
+
+
+def log_base(smallest: float) -> float:
+    """The positive start of log-scale bars: the power of ten a decade below ``smallest`` (> 0)."""
+    import math
+
+    if not smallest > 0:
+        return 1.0
+    return 10.0 ** (math.floor(math.log10(smallest)) - 1)
+
+
+def compact_number(v: float) -> str:
+    """Numbers below 100,000 in full with thousands separators ('1,240', '23,040'; below 10 two significant digits,
+    '0.42'); larger ones to three significant digits with k / M / G ('206k', '1.6M')."""
+    v = float(v)
+    if abs(v) < 1e5:
+        return f"{v:,.0f}" if abs(v) >= 10 or v == 0 else f"{v:.2g}"
+    r = float(f"{v:.3g}")  # 999,999 -> 1e6, so the suffix is chosen after rounding
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(r) >= div:
+            return f"{r / div:.3g}{suffix}"
+    return f"{r:,.0f}"  # unreachable (|r| >= 1e5)
+
+
+def method_colour_scale(methods: list[str]) -> alt.Scale:
+    """One colour per design method, the same in every carbon chart: OFA green, the others from a fixed list."""
+    others = iter(OTHER_METHOD_COLOURS * 4)
+    return alt.Scale(domain=list(methods), range=[METHOD_COLOURS.get(m) or next(others) for m in methods])

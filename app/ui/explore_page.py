@@ -66,7 +66,9 @@ def _tradeoff(cfg: SubnetConfig, hw: str) -> None:
             state.set_config(SubnetConfig.from_compact(compact))
             st.rerun()
     st.caption("Click a point to load that subnet. Grey: random subnets of the space (predicted); orange: OFA's published "
-               "specialised subnets (plotted at our predictions; their published figures are in the tooltip of the presets).")
+               "specialised subnets (plotted at our predictions; their published figures are in the tooltip of the presets). "
+               "Dark step line: the Pareto front of the plotted points, the best accuracy reachable at each latency or less; "
+               "a point below it is beaten by one to its left.")
 
 
 def render() -> None:
