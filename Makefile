@@ -1,17 +1,39 @@
 # Two commands set up a fresh machine:  make run  (the app)  and  make test  (the tests).
+#   make run          installs the runtime (requirements.txt) into .venv, then serves the app
+#   make test         also installs the test extras (requirements-dev.txt, which includes requirements-train.txt)
+#                     and Debian's chromium, then runs every test
+#   make screenshots  regenerates docs/screenshots/*.png in the real browser (ARGS='explore classify' for some pages)
+# pip runs only when a requirement file (or pyproject.toml) changed: one stamp for the runtime, one for the extras.
+# Both install the project editable (`pip install -e .`): `import app` and `ofa-explorer` work from anywhere.
 VENV    ?= .venv
+PYTHON  ?= python3
 PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-train.txt requirements-dev.txt | sha256sum | cut -c1-12)
+PIP     := $(PY) -m pip install --quiet --disable-pip-version-check
+hash     = $(shell cat $(1) | sha256sum | cut -c1-12)
+RUN_REQS := requirements.txt pyproject.toml
+DEV_REQS := $(RUN_REQS) requirements-train.txt requirements-dev.txt
+RUN_STAMP := $(VENV)/.stamp-run-$(call hash,$(RUN_REQS))
+DEV_STAMP := $(VENV)/.stamp-dev-$(call hash,$(DEV_REQS))
 PORT    ?= 8501
 
-.PHONY: run test test-fast browser bench clean-venv
+.DEFAULT_GOAL := install
+.PHONY: install install-dev run test test-fast browser screenshots bench clean-venv
 
-$(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+$(RUN_STAMP): $(RUN_REQS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -e .
+	rm -f $(VENV)/.stamp-run-* $(VENV)/.installed-* && touch $@
 
-run: $(STAMP)
+$(DEV_STAMP): $(DEV_REQS) $(RUN_STAMP)
+	$(PIP) -r requirements-dev.txt
+	rm -f $(VENV)/.stamp-dev-* && touch $@
+
+install: $(RUN_STAMP)
+
+install-dev: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	$(PY) -m app.ui.serve --server.port $(PORT) -- $(ARGS)
 
 browser:
@@ -20,13 +42,17 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+test: $(DEV_STAMP) browser
+	$(PY) scripts/check_requirements.py
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not browser and not slow"
+test-fast: $(DEV_STAMP)
+	$(PY) -m pytest -q -m "not browser"
 
-bench: $(STAMP)
+screenshots: $(DEV_STAMP) browser
+	$(PY) scripts/screenshots.py $(ARGS)
+
+bench: $(DEV_STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean-venv:

@@ -108,7 +108,9 @@ _cache: "OrderedDict[tuple, Tensor]" = OrderedDict()
 
 
 def calibration_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "pretrained" / "calibration"
+    from app.paths import PRETRAINED
+
+    return PRETRAINED / "calibration"
 
 
 def calibration_files(folder: Path | None = None) -> list[Path]:

@@ -10,8 +10,22 @@ affine weights). Both are evaluated here analytically, without building the netw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from app.space import BlockSpec, SubnetConfig, Widths, _conv_out, se_channels
+import numpy as np
+
+from app.space import (
+    EXPAND_CHOICES,
+    KERNEL_CHOICES,
+    MAX_DEPTH,
+    NUM_BLOCKS,
+    RESOLUTION_CHOICES,
+    BlockSpec,
+    SubnetConfig,
+    Widths,
+    _conv_out,
+    se_channels,
+)
 
 
 @dataclass(frozen=True)
@@ -72,3 +86,42 @@ def count_macs(cfg: SubnetConfig, width_mult: float = 1.2, num_classes: int = 10
 def count_params(cfg: SubnetConfig, width_mult: float = 1.2, num_classes: int = 1000) -> int:
     """Parameters of the extracted subnet (OFA's ``count_parameters``)."""
     return sum(layer.params for layer in layer_costs(cfg, width_mult, num_classes))
+
+
+# --------------------------------------------------------------------------- many configs at once
+@lru_cache(maxsize=8)
+def _cost_arrays(width_mult: float, num_classes: int) -> dict[str, np.ndarray]:
+    """MACs, params and DRAM words per resolution: fixed part (R,) and blocks (R, 20, 3, 3)."""
+    out = {}
+    for field in ("macs", "params", "words"):
+        out[field + "_fixed"] = np.zeros(len(RESOLUTION_CHOICES))
+        out[field + "_blocks"] = np.zeros((len(RESOLUTION_CHOICES), NUM_BLOCKS, len(KERNEL_CHOICES), len(EXPAND_CHOICES)))
+
+    def words(layer: LayerCost) -> int:
+        return layer.params + layer.in_elems + layer.out_elems
+
+    for ri, r in enumerate(RESOLUTION_CHOICES):
+        for ki, k in enumerate(KERNEL_CHOICES):
+            for ei, e in enumerate(EXPAND_CHOICES):
+                layers = layer_costs(SubnetConfig.uniform(k, e, MAX_DEPTH, r), width_mult, num_classes)
+                for field, fn in (("macs", lambda l: l.macs), ("params", lambda l: l.params), ("words", words)):
+                    fixed = 0
+                    for layer in layers:
+                        if layer.name.startswith("blocks."):
+                            out[field + "_blocks"][ri, int(layer.name.split(".")[1]), ki, ei] += fn(layer)
+                        elif ki == 0 and ei == 0:
+                            fixed += fn(layer)
+                    if ki == 0 and ei == 0:
+                        out[field + "_fixed"][ri] = fixed
+    for v in out.values():
+        v.setflags(write=False)
+    return out
+
+
+def cost_batch(a, field: str, width_mult: float, num_classes: int) -> np.ndarray:
+    """Per-config ``field`` ("macs", "params" or "words": DRAM words moved) of many configs at once, by OFA's counting
+    rules: ``a`` is an :class:`app.predictors.encoding.ConfigArrays` (its ``r``, ``k_idx``, ``e_idx``, ``active``)."""
+    arrs = _cost_arrays(width_mult, num_classes)
+    ri = (a.r - RESOLUTION_CHOICES[0]) // 4
+    blocks = arrs[field + "_blocks"][ri[:, None], np.arange(NUM_BLOCKS)[None, :], a.k_idx, a.e_idx]
+    return arrs[field + "_fixed"][ri] + (blocks * a.active).sum(axis=1)

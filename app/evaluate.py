@@ -11,7 +11,9 @@ from app.data import eval_transform, load_image
 from app.space import SubnetConfig
 from app.supernet import OFASupernet
 
-MEASURE_DIR = Path(__file__).resolve().parent.parent / "assets" / "measure"
+from app.paths import ASSETS
+
+MEASURE_DIR = ASSETS / "measure"
 
 # the subnets the bundled supernet's model card reports, at r = 128, 160, 192, 224
 MODEL_CARD_SUBNETS = {

@@ -47,7 +47,9 @@ SCORE_MEANING = {
 }
 # a subnet's intrinsic thresholds: this quantile of its scores on the calibration images (a priori, not tuned)
 CALIBRATION_QUANTILE = 0.05
-SETTINGS_FILE = Path(__file__).resolve().parent.parent / "pretrained" / "open_world.json"
+from app.paths import PRETRAINED  # noqa: E402  (the one place that knows where the data is)
+
+SETTINGS_FILE: Path = PRETRAINED / "open_world.json"
 GATE_RESOLUTION = 224
 _GATE_MEAN = (0.5, 0.5, 0.5)  # EfficientNet-Lite's normalisation
 _GATE_STD = (0.5, 0.5, 0.5)

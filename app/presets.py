@@ -9,7 +9,9 @@ from pathlib import Path
 
 from app.space import SubnetConfig
 
-SPECIALISED_FILE = Path(__file__).resolve().parent.parent / "pretrained" / "ofa_specialised.json"
+from app.paths import PRETRAINED
+
+SPECIALISED_FILE = PRETRAINED / "ofa_specialised.json"
 
 
 @dataclass(frozen=True)

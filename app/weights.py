@@ -22,7 +22,8 @@ from torch import Tensor
 
 from app.supernet import OFASupernet, SupernetCard
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+from app.paths import PRETRAINED as PRETRAINED_DIR
+
 DEFAULT_STEM = "ofa_mbv3_w1.2_imagenette"
 
 

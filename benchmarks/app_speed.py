@@ -13,10 +13,13 @@ Goals (issue 5): <= 150 ms, <= 1.5 s, <= 10 s.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
 from common import ROOT, header, table
+
+from app.paths import ASSETS
 
 
 def slider_moves(n: int = 15) -> tuple[float, float]:
@@ -59,7 +62,7 @@ def first_classification(n: int = 5, cached: bool = False) -> float:
     from app.weights import load_supernet
 
     net = load_supernet()
-    image = Image.open(ROOT / "assets" / "samples" / "church_1.jpg").convert("RGB")
+    image = Image.open(ASSETS / "samples" / "church_1.jpg").convert("RGB")
     times = []
     for _ in range(n):
         if not cached:
@@ -88,6 +91,7 @@ def cold_start() -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     rerun, tiles = slider_moves()
     first = first_classification()
     again = first_classification(cached=True)

@@ -22,6 +22,7 @@ from common import ROOT, header, median_time, table
 
 from app.calibrate import clear_statistics_cache, fast_calibration_size, recalibrate_fast
 from app.evaluate import MODEL_CARD_SUBNETS, top1_on_tensors
+from app.paths import PRETRAINED
 from app.space import SubnetConfig
 from app.train.dataset import load_split, recalibrate_on_training_images
 from app.weights import load_supernet
@@ -38,7 +39,7 @@ def model_card_subnet(name: str) -> str:
 def bn2000(net, cfg: SubnetConfig, name: str, train, val, seeds: list[int]) -> float:
     """Top-1 with OFA's re-estimation on 2,000 training images, averaged over the draws ``seeds`` (the model card's
     figure, seed 0, is reused when measured for these weights)."""
-    rows_path = ROOT / "pretrained" / "model_card_rows.jsonl"
+    rows_path = PRETRAINED / "model_card_rows.jsonl"
     if seeds == [0] and rows_path.is_file():
         for row in map(json.loads, rows_path.read_text("utf-8").splitlines()):
             if row.get("sha256") == net.card.sha256 and row["subnet"] == name and row["r"] == cfg.r:
@@ -56,7 +57,7 @@ def bn2000(net, cfg: SubnetConfig, name: str, train, val, seeds: list[int]) -> f
 
 def model_card_cells(net) -> None:
     """Time the fast path with its default image count on every model-card cell measured for these weights."""
-    rows_path = ROOT / "pretrained" / "model_card_rows.jsonl"
+    rows_path = PRETRAINED / "model_card_rows.jsonl"
     cells = [r for r in map(json.loads, rows_path.read_text("utf-8").splitlines()) if r.get("sha256") == net.card.sha256]
     if not cells:
         raise SystemExit("no model-card cells measured for these weights: run scripts/evaluate_supernet.py first")

@@ -6,16 +6,12 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from app.allocator import keep_freed_memory  # noqa: E402
+from app.allocator import keep_freed_memory
+from app.paths import ROOT
 
 keep_freed_memory()  # the app and the CLI run with it; so do the benchmarks (both sides of each comparison)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from common import ROOT, header, table
+from common import header, table
 
 import torch  # noqa: E402
 
+from app.paths import PRETRAINED  # noqa: E402
 from app.predictors.calibrate_hardware import measure_random  # noqa: E402
 from app.predictors.hardware import load_measured_table  # noqa: E402
 from app.weights import load_supernet  # noqa: E402
@@ -25,7 +26,7 @@ from app.weights import load_supernet  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--table", default=str(ROOT / "pretrained" / "latency" / "cpu-epyc-2core.json"))
+    ap.add_argument("--table", default=str(PRETRAINED / "latency" / "cpu-epyc-2core.json"))
     ap.add_argument("--n", type=int, default=30)
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)

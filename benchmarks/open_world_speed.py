@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from common import header, median_time, table  # noqa: E402  (sets sys.path)
+from common import header, median_time, table  # first: it calls keep_freed_memory() before torch loads
 
 import torch
 

@@ -9,6 +9,7 @@ ten headless browsers) runs only with ``--with-load``.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ SCRIPTS = ["extraction.py", "search_vs_reference.py", "app_speed.py", "cpu_laten
 
 
 def main() -> int:
-    scripts = SCRIPTS + (["load_test.py"] if "--with-load" in sys.argv[1:] else [])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--with-load", action="store_true", help="also run load_test.py (several minutes, ten headless browsers)")
+    scripts = SCRIPTS + (["load_test.py"] if ap.parse_args().with_load else [])
     failed = 0
     for name in scripts:
         print(f"\n===== {name}", flush=True)

@@ -18,9 +18,11 @@ import argparse
 import json
 import time
 
-from common import ROOT, commit, header, machine, median_time, table  # noqa: E402  (sets sys.path)
+from common import commit, header, machine, median_time, table  # first: it calls keep_freed_memory() before torch loads
 
 import torch
+
+from app.paths import ASSETS
 
 TARGET = 0.5
 
@@ -30,7 +32,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--image", default=str(ROOT / "assets" / "samples" / "golf_ball_1.jpg"))
+    ap.add_argument("--image", default=str(ASSETS / "samples" / "golf_ball_1.jpg"))
     ap.add_argument("--format", choices=["text", "json"], default="text")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -22,10 +22,12 @@ import random
 import statistics
 import time
 
-from common import ROOT, header, table
+from common import header, table
 
 import numpy as np
 import torch
+
+from app.paths import PRETRAINED
 
 
 def reference_finder(budget_ms: float):
@@ -35,9 +37,9 @@ def reference_finder(budget_ms: float):
     from safetensors.torch import load_file
 
     acc = AccuracyPredictor(pretrained=False, device="cpu")
-    acc.model.load_state_dict(load_file(str(ROOT / "pretrained/predictors/ofa_acc_predictor_w1.2.safetensors")))
+    acc.model.load_state_dict(load_file(str(PRETRAINED / "predictors/ofa_acc_predictor_w1.2.safetensors")))
     acc.model.eval()
-    doc = json.loads((ROOT / "pretrained/latency/note10.json").read_text())
+    doc = json.loads((PRETRAINED / "latency/note10.json").read_text())
     lat = LatencyTable.__new__(LatencyTable)
     lat.latency_tables = {}
     for r, t in doc["tables"].items():

@@ -27,18 +27,15 @@ import csv
 import io
 import json
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.predictors.latency_lut import layer_keys  # noqa: E402
-from app.space import _conv_out, middle_channels  # noqa: E402
-from app.weights import atomic_write_text  # noqa: E402
+from app.paths import PRETRAINED, ROOT
+from app.predictors.latency_lut import layer_keys
+from app.space import _conv_out, middle_channels
+from app.weights import atomic_write_text
 
 DEFAULT_FOLDER = ROOT.parent / "shared" / "reference" / "fpga-ultra96"
-OUT = ROOT / "pretrained" / "latency" / "fpga_ultra96.json"
+OUT = PRETRAINED / "latency" / "fpga_ultra96.json"
 R = 224
 WIDTH = 1.2
 SOURCE = ("Xilinx Ultra96-v2 FPGA (Vitis AI DPU B2304, 200 MHz), int8 per-layer latency (ms) from the "

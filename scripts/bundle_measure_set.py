@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
-
-from app.evaluate import MEASURE_DIR  # noqa: E402
-from app.train.dataset import class_balanced_indices, list_split, val_half  # noqa: E402
+from app.evaluate import MEASURE_DIR
+from app.paths import ROOT
+from app.train.dataset import class_balanced_indices, list_split, val_half
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Bundle the reference data the app needs at run time (from ../shared/reference) into pretrained/.
 
-    python scripts/bundle_reference.py
+    python scripts/bundle_reference.py [--help-gpu]
 
 * OFA's accuracy predictor -> pretrained/predictors/ofa_acc_predictor_w1.2.safetensors
 * Note10 lookup tables (YAML) -> pretrained/latency/note10.json (means only, ms)
@@ -9,25 +9,23 @@ Attribution: pretrained/ATTRIBUTION.md.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import torch
+import yaml  # maintenance only; the app reads the JSON
+from safetensors.torch import save_file
+
+from app.paths import PRETRAINED, ROOT
+from app.weights import atomic_write_text
+
 SHARED = ROOT.parent / "shared" / "reference"
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-import yaml  # noqa: E402  (maintenance only; the app reads the JSON)
-from safetensors.torch import save_file  # noqa: E402
-
-from app.weights import atomic_write_text  # noqa: E402
 
 
 def main() -> None:
     state = torch.load(SHARED / "ofa" / "acc_predictor.pth", map_location="cpu", weights_only=True)
     state = {k.removeprefix("model."): v.contiguous() for k, v in state.items()}
-    out = ROOT / "pretrained" / "predictors"
+    out = PRETRAINED / "predictors"
     out.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out / "ofa_acc_predictor_w1.2.safetensors"))
     tables = {}
@@ -37,12 +35,8 @@ def main() -> None:
         tables[str(r)] = {k: v["mean"] for k, v in lut.items()}
     doc = {"source": "Samsung Galaxy Note10 latency lookup tables (ms), OFA han-cai/files ofa/note10 (MIT)",
            "tables": tables}
-    atomic_write_text(ROOT / "pretrained" / "latency" / "note10.json", json.dumps(doc) + "\n")
+    atomic_write_text(PRETRAINED / "latency" / "note10.json", json.dumps(doc) + "\n")
     print("bundled:", list(state), "and", {r: len(t) for r, t in tables.items()})
-
-
-if __name__ == "__main__":
-    main()
 
 
 def fit_help(seed: int = 0, ridge: float = 1e-3) -> dict:
@@ -78,6 +72,12 @@ def fit_help(seed: int = 0, ridge: float = 1e-3) -> dict:
             "split": {"seed": seed, "train": n_train, "test": len(te)}, "ridge": ridge, "models": models}
 
 
-if __name__ == "__main__" and "--help-gpu" in sys.argv:
-    doc = fit_help()
-    atomic_write_text(ROOT / "pretrained" / "latency" / "help_gpu.json", json.dumps(doc) + "\n")
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--help-gpu", action="store_true",
+                    help="also fit the GPU latency models on HELP's data -> pretrained/latency/help_gpu.json")
+    args = ap.parse_args()
+    main()
+    if args.help_gpu:
+        doc = fit_help()
+        atomic_write_text(PRETRAINED / "latency" / "help_gpu.json", json.dumps(doc) + "\n")

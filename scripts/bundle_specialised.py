@@ -9,16 +9,14 @@ Source: han-cai/files ofa/ofa_specialized (OFA, MIT).
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.space import MAX_DEPTH, RESOLUTION_CHOICES, SubnetConfig  # noqa: E402
-from app.weights import atomic_write_text  # noqa: E402
+from app.paths import PRETRAINED, ROOT
+from app.space import MAX_DEPTH, RESOLUTION_CHOICES, SubnetConfig
+from app.weights import atomic_write_text
 
 NAME = re.compile(r"^(?P<device>.+?)_(?:lat-|gpu\d+-)?(?P<lat>[\d.]+)(?P<unit>ms|M)_top1-(?P<top1>[\d.]+)_finetune-(?P<ft>\d+)$|^(?P<device2>flops)-(?P<lat2>[\d.]+)(?P<unit2>M)_top1-(?P<top12>[\d.]+)_finetune-(?P<ft2>\d+)$")
 
@@ -44,7 +42,10 @@ def parse_net(net: dict, image_size: int) -> SubnetConfig:
 
 
 def main() -> None:
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared/reference/ofa/specialized"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src", nargs="?", default=str(ROOT.parent / "shared/reference/ofa/specialized"),
+                    help="OFA's ofa_specialized folder (default: %(default)s)")
+    src = Path(ap.parse_args().src)
     out = []
     for folder in sorted(src.iterdir()):
         net = json.loads((folder / "net.config").read_text())
@@ -77,7 +78,7 @@ def main() -> None:
         "note": "config.r is the published image size clamped to this space's 128-224 range when outside it (see in_resolution_range).",
         "subnets": out,
     }
-    atomic_write_text(ROOT / "pretrained" / "ofa_specialised.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(PRETRAINED / "ofa_specialised.json", json.dumps(doc, indent=1) + "\n")
     print(f"{len(out)} MobileNetV3 subnets -> pretrained/ofa_specialised.json")
 
 

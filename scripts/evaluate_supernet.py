@@ -15,12 +15,7 @@ import argparse
 import json
 import platform
 import subprocess
-import sys
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from app.allocator import keep_freed_memory  # noqa: E402
 
@@ -33,6 +28,7 @@ from app.costs import count_macs  # noqa: E402
 from app.evaluate import MODEL_CARD_RESOLUTIONS as RESOLUTIONS  # noqa: E402
 from app.evaluate import MODEL_CARD_SUBNETS as SUBNETS  # noqa: E402
 from app.evaluate import top1_on_tensors, top1_with_training_bn  # noqa: E402
+from app.paths import PRETRAINED, ROOT  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
 from app.train.dataset import load_split  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
@@ -62,7 +58,7 @@ def main() -> None:
     hours = {k: v / 3600 for k, v in seconds.items()}
     lineage = (card.extra or {}).get("lineage", [])  # earlier runs these weights continue
     earlier_hours = sum(sum(run.get("seconds_per_phase", {}).values()) for run in lineage) / 3600
-    rows_path = ROOT / "pretrained" / "model_card_rows.jsonl"
+    rows_path = PRETRAINED / "model_card_rows.jsonl"
     rows = []
     if rows_path.is_file():
         rows = [r for r in map(json.loads, rows_path.read_text("utf-8").splitlines()) if r.get("sha256") == card.sha256]
@@ -119,7 +115,7 @@ def main() -> None:
         "commit": commit,
         "minutes": (time.time() - t_all) / 60,
     }
-    atomic_write_text(ROOT / "pretrained" / "model_card.json", json.dumps(result, indent=1) + "\n")
+    atomic_write_text(PRETRAINED / "model_card.json", json.dumps(result, indent=1) + "\n")
     table = ["| subnet | " + " | ".join(f"r={r}" for r in RESOLUTIONS) + " |", "|---|" + "---|" * len(RESOLUTIONS)]
     for name in SUBNETS:
         cells = []
@@ -159,7 +155,7 @@ def main() -> None:
         hours_line,
         END,
     ])
-    md_path = ROOT / "pretrained" / "MODEL_CARD.md"
+    md_path = PRETRAINED / "MODEL_CARD.md"
     md = md_path.read_text("utf-8") if md_path.is_file() else f"# Model card\n\n{BEGIN}\n{END}\n"
     if BEGIN in md and END in md:
         md = md[: md.index(BEGIN)] + text + md[md.index(END) + len(END):]

@@ -21,13 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.predictors.accuracy import (  # noqa: E402
+from app.predictors.accuracy import (
     MIN_CURRENT_CONFIGS,
     SUPERNET_DATASET,
     SUPERNET_PREDICTOR,
@@ -36,7 +32,7 @@ from app.predictors.accuracy import (  # noqa: E402
     predictor_document,
     summarise_splits,
 )
-from app.weights import atomic_write_text, load_supernet  # noqa: E402
+from app.weights import atomic_write_text, load_supernet
 
 
 def target(dataset: Path) -> str:

@@ -21,12 +21,8 @@ from __future__ import annotations
 import argparse
 import csv
 import random
-import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from app.allocator import keep_freed_memory  # noqa: E402
 
@@ -37,6 +33,7 @@ import torch  # noqa: E402
 from app.calibrate import recalibrate_bn  # noqa: E402
 from app.costs import count_macs, count_params  # noqa: E402
 from app.evaluate import top1_on_tensors  # noqa: E402
+from app.paths import ROOT  # noqa: E402
 from app.predictors.accuracy import SUPERNET_DATASET  # noqa: E402
 from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, RESOLUTION_CHOICES, SubnetConfig  # noqa: E402
 from app.train.dataset import center_batch, class_balanced_indices, load_split, val_half  # noqa: E402

@@ -10,16 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.evaluate import MODEL_CARD_SUBNETS  # noqa: E402
-from app.open_world import SCORES  # noqa: E402
-from app.space import SubnetConfig  # noqa: E402
-from app.weights import atomic_write_text  # noqa: E402
+from app.evaluate import MODEL_CARD_SUBNETS
+from app.open_world import SCORES
+from app.paths import PRETRAINED, ROOT
+from app.space import SubnetConfig
+from app.weights import atomic_write_text
 
 BEGIN, END = "<!-- open-world-table:begin -->", "<!-- open-world-table:end -->"
 NAMES = {"msp": "max softmax", "energy": "energy", "feature": "feature", "gate": "Lite0 gate"}
@@ -76,8 +73,8 @@ def main() -> None:
     doc = json.loads(Path(args.measurement).read_text("utf-8"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     doc["commit"] = commit
-    atomic_write_text(ROOT / "pretrained" / "open_world_eval.json", json.dumps(doc, indent=1) + "\n")
-    card = ROOT / "pretrained" / "MODEL_CARD.md"
+    atomic_write_text(PRETRAINED / "open_world_eval.json", json.dumps(doc, indent=1) + "\n")
+    card = PRETRAINED / "MODEL_CARD.md"
     text = card.read_text("utf-8")
     block = f"{BEGIN}\n{markdown(doc, commit)}\n{END}"
     if BEGIN in text:

@@ -1,4 +1,5 @@
-"""Screenshots of every page for the README: ``python scripts/screenshots.py [PAGE...]`` -> docs/screenshots/*.png.
+"""Screenshots of every page for the README: ``python scripts/screenshots.py [PAGE...]`` -> docs/screenshots/*.png
+(``make screenshots`` installs the dev requirements and Debian's chromium first).
 
 Starts the app on a free port and drives Debian's headless chromium (Playwright)
 through each page in a typical state (a preset on Explore, a sample on Classify, a
@@ -7,19 +8,25 @@ finished search on Specialise, two pinned subnets on Compare).
 
 from __future__ import annotations
 
+import argparse
 import re
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from app.paths import ROOT
+
 OUT = ROOT / "docs" / "screenshots"
 IDLE = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')")
+PAGES = ("explore", "classify", "specialise", "compare", "carbon", "about")
 PINS = "r224-d44444-k77777777777777777777-e66666666666666666666,r160-d22222-k33xx33xx33xx33xx33xx-e33xx33xx33xx33xx33xx"
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pages", nargs="*", metavar="PAGE", help=f"only these pages (default: all of {', '.join(PAGES)})")
+    only = set(ap.parse_args().pages)
+    if only - set(PAGES):
+        ap.error(f"unknown page(s) {', '.join(sorted(only - set(PAGES)))}; choose from {', '.join(PAGES)}")
+
     from playwright.sync_api import sync_playwright
 
     from app.ui.serve import serving
@@ -30,8 +37,6 @@ def main() -> None:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"])
             page = b.new_page(viewport={"width": 1400, "height": 2000})
-
-            only = set(sys.argv[1:])
 
             def shot(name: str, path: str, wait_for: str | None = None, action=None) -> None:
                 if only and name not in only:

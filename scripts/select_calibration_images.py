@@ -25,12 +25,8 @@ import argparse
 import json
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from app.allocator import keep_freed_memory  # noqa: E402
 
@@ -39,6 +35,7 @@ keep_freed_memory()
 import torch  # noqa: E402
 
 from app.calibrate import FAST_CALIBRATION_MAX_IMAGES, bn_input_moments, calibration_dir, herd  # noqa: E402
+from app.paths import ROOT  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
 from app.train.dataset import center_batch, class_balanced_indices, list_split, load_split, recalibrate_on_training_images  # noqa: E402
 from app.weights import load_supernet  # noqa: E402

@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
-
-from app.weights import PRETRAINED_DIR, load_project_supernet, save_supernet  # noqa: E402
+from app.paths import ROOT
+from app.weights import PRETRAINED_DIR, load_project_supernet, save_supernet
 
 STAGING_DIR = PRETRAINED_DIR / "staging"
 

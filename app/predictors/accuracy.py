@@ -19,7 +19,8 @@ import torch
 
 from app.predictors.encoding import ConfigArrays, ofa_features
 
-PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
+from app.paths import PRETRAINED
+
 OFA_PREDICTOR = PRETRAINED / "predictors" / "ofa_acc_predictor_w1.2.safetensors"
 OFA_SOURCE = "OFA ImageNet accuracy predictor (han-cai/files acc_predictor.pth, MIT)"
 
@@ -291,7 +292,7 @@ def config_features(configs: list[str], width_mult: float, num_classes: int, pri
                  n_priors: int = 0) -> np.ndarray:
     """:func:`supernet_features` of configs given as compact strings, their MACs counted here."""
     from app.predictors.encoding import encode
-    from app.predictors.hardware import cost_batch
+    from app.costs import cost_batch
     from app.space import SubnetConfig
 
     a = encode([SubnetConfig.parse(c) for c in configs])

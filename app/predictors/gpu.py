@@ -21,7 +21,9 @@ from app.predictors.encoding import ConfigArrays
 from app.predictors.records import HardwareTarget
 from app.space import NUM_BLOCKS, RESOLUTION_CHOICES
 
-HELP_FILE = Path(__file__).resolve().parents[2] / "pretrained" / "latency" / "help_gpu.json"
+from app.paths import PRETRAINED
+
+HELP_FILE: Path = PRETRAINED / "latency" / "help_gpu.json"
 GPUS = {"2080ti": "NVIDIA RTX 2080 Ti", "titan_rtx": "NVIDIA Titan RTX", "titan_xp": "NVIDIA Titan Xp", "v100": "NVIDIA V100"}
 BATCHES = (1, 32, 64)
 HELP_RANGE = (128, 224)  # HELP sampled r in 128..224 step 4 (1,554 of its 5,000 subnets below 160)

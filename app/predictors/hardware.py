@@ -15,15 +15,16 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from app.costs import LayerCost, layer_costs
+from app.costs import cost_batch
 from app.predictors import accuracy as acc
 from app.predictors.encoding import ConfigArrays, encode
-from app.predictors.energy import DEFAULT_GRID_G_PER_KWH, HOROWITZ, PJ_PER_DRAM_WORD, PJ_PER_MAC_FP32, carbon_g_per_1000
+from app.predictors.energy import DEFAULT_GRID_G_PER_KWH, HOROWITZ, carbon_g_per_1000, op_energy_mj
 from app.predictors.latency_lut import LatencyTable
 from app.predictors.records import HardwareTarget, Metric, Prediction
-from app.space import EXPAND_CHOICES, KERNEL_CHOICES, MAX_DEPTH, NUM_BLOCKS, RESOLUTION_CHOICES, SubnetConfig
+from app.space import SubnetConfig
 
-PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
+from app.paths import PRETRAINED
+
 NOTE10_SOURCE = "Note10, published LUT (OFA, han-cai/files)"
 ULTRA96_SOURCE = ("Ultra96-v2 FPGA, published int8 per-layer latencies at 224 px (Latency dataset for Once-For-All network, "
                   "github.com/Pilot-Khadka/Latency-dataset-for-Once-For-All-network)")
@@ -132,44 +133,6 @@ def _lookup(name: str) -> tuple[HardwareTarget, LatencyModel]:
     return reg[name]
 
 
-# --------------------------------------------------------------------------- costs
-@lru_cache(maxsize=8)
-def _cost_arrays(width_mult: float, num_classes: int) -> dict[str, np.ndarray]:
-    """MACs, params and DRAM words per resolution: fixed part (R,) and blocks (R, 20, 3, 3)."""
-    out = {}
-    for field in ("macs", "params", "words"):
-        out[field + "_fixed"] = np.zeros(len(RESOLUTION_CHOICES))
-        out[field + "_blocks"] = np.zeros((len(RESOLUTION_CHOICES), NUM_BLOCKS, len(KERNEL_CHOICES), len(EXPAND_CHOICES)))
-
-    def words(layer: LayerCost) -> int:
-        return layer.params + layer.in_elems + layer.out_elems
-
-    for ri, r in enumerate(RESOLUTION_CHOICES):
-        for ki, k in enumerate(KERNEL_CHOICES):
-            for ei, e in enumerate(EXPAND_CHOICES):
-                layers = layer_costs(SubnetConfig.uniform(k, e, MAX_DEPTH, r), width_mult, num_classes)
-                for field, fn in (("macs", lambda l: l.macs), ("params", lambda l: l.params), ("words", words)):
-                    fixed = 0
-                    for layer in layers:
-                        if layer.name.startswith("blocks."):
-                            out[field + "_blocks"][ri, int(layer.name.split(".")[1]), ki, ei] += fn(layer)
-                        elif ki == 0 and ei == 0:
-                            fixed += fn(layer)
-                    if ki == 0 and ei == 0:
-                        out[field + "_fixed"][ri] = fixed
-    for v in out.values():
-        v.setflags(write=False)
-    return out
-
-
-def cost_batch(a: ConfigArrays, field: str, width_mult: float, num_classes: int) -> np.ndarray:
-    """Per-config ``field`` ("macs", "params" or "words": DRAM words moved) of configs ``a``, by OFA's counting rules."""
-    arrs = _cost_arrays(width_mult, num_classes)
-    ri = (a.r - RESOLUTION_CHOICES[0]) // 4
-    blocks = arrs[field + "_blocks"][ri[:, None], np.arange(NUM_BLOCKS)[None, :], a.k_idx, a.e_idx]
-    return arrs[field + "_fixed"][ri] + (blocks * a.active).sum(axis=1)
-
-
 def batch_scorer(
     hardware: str,
     keys: Sequence[str] | None = None,
@@ -198,7 +161,7 @@ def batch_scorer(
                 out["macs"] = macs
             if "energy_mj" in wanted:
                 words = cost_batch(a, "words", width_mult, num_classes)
-                out["energy_mj"] = (macs * PJ_PER_MAC_FP32 + words * PJ_PER_DRAM_WORD) * 1e-9
+                out["energy_mj"] = op_energy_mj(macs, words)
         if "params" in wanted:
             out["params"] = cost_batch(a, "params", width_mult, num_classes)
         if wanted & {"accuracy_imagenet_holdout", "accuracy_imagenet_val"}:

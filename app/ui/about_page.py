@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from app.paths import PRETRAINED
 from app.training_progress import training_progress
 from app.ui import charts, resources
 
-PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 
 
 def render() -> None:

@@ -155,7 +155,9 @@ def session_subnet(cfg: SubnetConfig, calibrate: bool = True):
 
 
 def assets_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "assets"
+    from app.paths import ASSETS
+
+    return ASSETS
 
 
 def sample_images() -> list[Path]:
@@ -175,7 +177,9 @@ def open_world_evaluation() -> dict | None:
     """The bundled open-world measurement (``pretrained/open_world_eval.json``), read once; None if absent."""
     import json
 
-    path = Path(__file__).resolve().parents[2] / "pretrained" / "open_world_eval.json"
+    from app.paths import PRETRAINED
+
+    path = PRETRAINED / "open_world_eval.json"
     try:
         return json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):

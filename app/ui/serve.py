@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-ROOT = Path(__file__).resolve().parents[2]
+from app.paths import ROOT
 
 
 def config_flags(path: Path = ROOT / "streamlit_config.toml") -> list[str]:
