@@ -201,3 +201,37 @@ def test_every_page_opens_by_its_url_whole_and_drawn(server, browser, path):
         assert charts.nth(i).evaluate(_DRAWN_MARKS) > 0, f"/{path}: chart {i + 1} of {charts.count()} draws no marks"
     assert page.evaluate(_TRUNCATED_TILES) == [], path
     page.close()
+
+
+def test_export_download_loads_and_matches_the_live_subnet(server, browser, tmp_path):
+    """Explore → Export this subnet → ONNX → Prepare → Download: the downloaded file runs in onnxruntime and gives
+    the live subnet's outputs on a real image."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    import app
+    from app.data import image_tensor, load_image
+
+    cfg = app.SubnetConfig.smallest(160)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    _goto(page, f"{server}/explore?cfg={cfg.to_compact()}&hw=note10")
+    page.get_by_text("Export this subnet").click()
+    page.get_by_text("ONNX", exact=True).click()
+    _wait_idle(page)
+    page.get_by_role("button", name="Prepare download").click()
+    button = page.get_by_role("button", name=re.compile(r"Download ofa_subnet_.*\.onnx"))
+    button.wait_for(timeout=120_000)
+    with page.expect_download(timeout=60_000) as info:
+        button.click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    page.close()
+    assert path.name == f"ofa_subnet_{cfg.to_compact()}.onnx"
+    net = app.load_supernet()
+    sub = net.extract(cfg, calibrate=True)
+    x = image_tensor(load_image(ROOT / "assets" / "samples" / "gas_pump_1.jpg"), cfg.r, net.card.mean, net.card.std)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, sub(x).numpy(), atol=1e-3)
