@@ -131,7 +131,7 @@ def test_init_from_starts_with_given_weights(tiny_imagenette, tmp_path):
     start = load_supernet()  # the bundled weights
     path = tmp_path / "start"
     save_supernet(start, path)  # at the loaded precision, so the bytes (and sha256) may differ from the bundled file's
-    recipe = Recipe.load(ROOT / "recipes" / "imagenette_w1.2_v2.json")
+    recipe = Recipe.load(ROOT / "recipes" / "history" / "imagenette_w1.2_v2.json")
     recipe.init_from = str(path) + ".safetensors"
     trainer = Trainer(recipe, tiny_imagenette, tmp_path / "run", progress=False)
     import torch

@@ -10,7 +10,7 @@ the mean = std = 0.5 it was trained with, and returns the logits of the ImageNet
 student knows (the 10 Imagenette wnids), so its soft targets match the student's head.
 With a phase's ``kd_imagenet`` the student also matches all 1,000 ImageNet logits through
 a training-only head (see :mod:`app.train.loop`); measured here, it slowed early training
-(``recipes/experiments/imagenet_kd_ab_*.json``).
+(``recipes/history/experiments/imagenet_kd_ab_*.json``).
 """
 
 from __future__ import annotations
