@@ -145,7 +145,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from app.data import IMAGENETTE_CLASSES
     from app.evaluate import top1_with_training_bn
-    from app.train.dataset import load_split
+    from app.datasets import load_split
     from app.weights import load_supernet
 
     if args.threads:

@@ -74,7 +74,7 @@ def top1_on_tensors(subnet: torch.nn.Module, images: torch.Tensor, labels: torch
     """Top-1 (%) of ``subnet`` (BN statistics final) on decoded uint8 images (N×3×H×W), centre-cropped at
     its config's resolution; BN is folded into the convolutions first (same outputs, faster).
     Batches of 16 ran 15% faster than 50 on the 2-core CPU (activations stay in cache)."""
-    from app.train.dataset import center_batch  # imports torchvision: only measurement scripts need it
+    from app.datasets import center_batch
 
     folded = subnet.fold_batchnorm()
     r = subnet.config.r
@@ -88,8 +88,8 @@ def top1_on_tensors(subnet: torch.nn.Module, images: torch.Tensor, labels: torch
 def top1_with_training_bn(net: OFASupernet, cfg: SubnetConfig, train, val, bn_images: int = 2000, seed: int = 0) -> float:
     """Top-1 (%) of ``cfg`` on the decoded split ``val`` with BN re-estimated on ``bn_images`` images of
     ``train`` drawn with ``seed`` (OFA's method; the model card's figures use seed 0).
-    ``train``/``val``: :class:`app.train.dataset.TensorImages`."""
-    from app.train.dataset import recalibrate_on_training_images
+    ``train``/``val``: :class:`app.datasets.TensorImages`."""
+    from app.datasets import recalibrate_on_training_images
 
     sub = net.extract(cfg)
     recalibrate_on_training_images(sub, train, cfg.r, net.card.mean, net.card.std, n=min(bn_images, len(train)), seed=seed)
@@ -141,7 +141,7 @@ def ood_evaluation(net: OFASupernet, cfgs, data_root: Path, ood_folder: Path, ga
     import time as _time
 
     from app import open_world as ow
-    from app.train.dataset import list_split
+    from app.datasets import list_split
 
     card = net.card
     val_files, val_labels = list_split(data_root, "val")

@@ -24,7 +24,7 @@ from app.calibrate import clear_statistics_cache, fast_calibration_size, recalib
 from app.evaluate import MODEL_CARD_SUBNETS, top1_on_tensors
 from app.paths import PRETRAINED
 from app.space import SubnetConfig
-from app.train.dataset import load_split, recalibrate_on_training_images
+from app.datasets import load_split, recalibrate_on_training_images
 from app.weights import load_supernet
 
 

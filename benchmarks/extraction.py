@@ -72,7 +72,7 @@ def main() -> None:
 
     fast = median_time(fast_uncached, repeat=5)
     fast_cached = median_time(lambda: recalibrate_fast(net.extract(cfg), net.card), repeat=5)
-    from app.train.dataset import center_batch, load_split
+    from app.datasets import center_batch, load_split
 
     from common import ROOT
 

@@ -18,7 +18,8 @@ import time
 import torch
 from common import ROOT, header, table
 
-from app.train.dataset import augment_batch, class_balanced_indices, load_split
+from app.datasets import class_balanced_indices, load_split
+from app.train.dataset import augment_batch
 from app.train.teacher import load_teacher
 from app.weights import load_supernet
 

@@ -3,7 +3,7 @@
     python scripts/bundle_measure_set.py [--data ../shared/data/imagenette] [--per-class 30] [--seed 2]
 
 ``--per-class`` Imagenette val images of every class, drawn (seeded) from val half B
-(:func:`app.train.dataset.val_half`), copied byte for byte. Half A is the accuracy
+(:func:`app.datasets.val_half`), copied byte for byte. Half A is the accuracy
 predictor's data, so the measurement the app offers never reuses an image the predictor
 was fitted on. Replaces the folder's previous contents.
 """
@@ -17,7 +17,7 @@ import torch
 
 from app.evaluate import MEASURE_DIR
 from app.paths import ROOT
-from app.train.dataset import class_balanced_indices, list_split, val_half
+from app.datasets import class_balanced_indices, list_split, val_half
 
 
 def main() -> None:

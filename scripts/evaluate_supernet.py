@@ -30,7 +30,7 @@ from app.evaluate import MODEL_CARD_SUBNETS as SUBNETS  # noqa: E402
 from app.evaluate import top1_on_tensors, top1_with_training_bn  # noqa: E402
 from app.paths import PRETRAINED, ROOT  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
-from app.train.dataset import load_split  # noqa: E402
+from app.datasets import load_split  # noqa: E402
 from app.weights import atomic_write_text, load_supernet  # noqa: E402
 
 BEGIN, END = "<!-- measured-table:begin -->", "<!-- measured-table:end -->"

@@ -36,7 +36,7 @@ from app.evaluate import top1_on_tensors  # noqa: E402
 from app.paths import ROOT  # noqa: E402
 from app.predictors.accuracy import SUPERNET_DATASET  # noqa: E402
 from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, RESOLUTION_CHOICES, SubnetConfig  # noqa: E402
-from app.train.dataset import center_batch, class_balanced_indices, load_split, val_half  # noqa: E402
+from app.datasets import center_batch, class_balanced_indices, load_split, val_half  # noqa: E402
 from app.weights import load_supernet  # noqa: E402
 
 FIELDS = ["config", "r", "macs_m", "params_m", "top1_half_a", "val_images", "supernet_sha256", "seconds"]

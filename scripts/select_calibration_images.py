@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from app.calibrate import FAST_CALIBRATION_MAX_IMAGES, bn_input_moments, calibration_dir, herd  # noqa: E402
 from app.paths import ROOT  # noqa: E402
 from app.space import SubnetConfig  # noqa: E402
-from app.train.dataset import center_batch, class_balanced_indices, list_split, load_split, recalibrate_on_training_images  # noqa: E402
+from app.datasets import center_batch, class_balanced_indices, list_split, load_split, recalibrate_on_training_images  # noqa: E402
 from app.weights import load_supernet  # noqa: E402
 
 POOL_SEED = 1

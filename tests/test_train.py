@@ -171,7 +171,7 @@ def test_decoded_split_cache_tells_equal_sized_datasets_apart(tmp_path):
     """Two Imagenette-shaped folders with as many images but other pixels must not share a decoded cache."""
     import torch
 
-    from app.train.dataset import load_split
+    from app.datasets import load_split
 
     roots = []
     for k, value in enumerate((30, 220)):

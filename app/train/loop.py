@@ -32,9 +32,8 @@ import torch.nn.functional as F
 from app.data import IMAGENETTE_CLASSES
 from app.space import SubnetConfig
 from app.supernet import OFASupernet, SupernetCard
-from app.train.dataset import (
-    TensorImages, augment_batch, center_batch, cutmix_batch, downscale_batch, load_split, recalibrate_on_training_images,
-)
+from app.datasets import TensorImages, center_batch, load_split, recalibrate_on_training_images
+from app.train.dataset import augment_batch, cutmix_batch, downscale_batch
 from app.train.recipe import Phase, Recipe
 from app.weights import atomic_write_text, load_project_supernet, save_supernet
 
