@@ -67,3 +67,29 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (the project's ../shared folder)")
     return path
+
+
+def imagenette_like(root: Path, train: int, val: int) -> Path:
+    """An Imagenette-shaped folder (``train/<wnid>/``, ``val/<wnid>/``) of real images: the bundled measurement set,
+    ``train`` and then ``val`` images of each class."""
+    import shutil
+
+    by_class: dict[str, list[Path]] = {}
+    for p in sorted((ROOT / "assets" / "measure").glob("*.jpg")):
+        by_class.setdefault(p.name.split("_")[0], []).append(p)
+    for wnid, files in by_class.items():
+        for split, chosen in (("train", files[:train]), ("val", files[train : train + val])):
+            (root / split / wnid).mkdir(parents=True)
+            for f in chosen:
+                shutil.copy(f, root / split / wnid / f.name)
+    return root
+
+
+def app_page(name: str, timeout: int = 180, **query):
+    """An AppTest of ``pages/<name>.py`` with the given URL query parameters."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=timeout)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at

@@ -14,10 +14,9 @@ TIMEOUT = 180
 
 
 def page(name: str, **query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at
+    from tests.conftest import app_page
+
+    return app_page(name, TIMEOUT, **query)
 
 
 def no_exceptions(at: AppTest) -> None:

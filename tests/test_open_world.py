@@ -132,15 +132,9 @@ def test_evaluate_ood_reports_every_score(tmp_path, capsys, out_of_class_images)
     """``evaluate --ood`` on a small Imagenette-shaped folder: one row per score per cell, gate threshold from train."""
     import shutil
 
-    root = tmp_path / "nette"
-    by_class: dict[str, list[Path]] = {}
-    for p in sorted((ROOT / "assets" / "measure").glob("*.jpg")):
-        by_class.setdefault(p.name.split("_")[0], []).append(p)
-    for wnid, files in by_class.items():
-        for split, chosen in (("train", files[:2]), ("val", files[2:5])):
-            (root / split / wnid).mkdir(parents=True)
-            for f in chosen:
-                shutil.copy(f, root / split / wnid / f.name)
+    from tests.conftest import imagenette_like
+
+    root = imagenette_like(tmp_path / "nette", train=2, val=3)
     ood = tmp_path / "ood"
     ood.mkdir()
     for p in out_of_class_images[:12]:

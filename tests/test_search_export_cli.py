@@ -112,18 +112,9 @@ def test_cli_predict_search_classify(capsys, tmp_path):
 @pytest.fixture(scope="module")
 def real_imagenette(tmp_path_factory) -> Path:
     """An Imagenette-shaped folder of real images (the bundled measurement set): 3 train and 6 val per class."""
-    import shutil
+    from tests.conftest import imagenette_like
 
-    root = tmp_path_factory.mktemp("imagenette")
-    by_class: dict[str, list[Path]] = {}
-    for p in sorted((ROOT / "assets" / "measure").glob("*.jpg")):
-        by_class.setdefault(p.name.split("_")[0], []).append(p)
-    for wnid, files in by_class.items():
-        for split, chosen in (("train", files[:3]), ("val", files[3:9])):
-            (root / split / wnid).mkdir(parents=True)
-            for f in chosen:
-                shutil.copy(f, root / split / wnid / f.name)
-    return root
+    return imagenette_like(tmp_path_factory.mktemp("imagenette"), train=3, val=6)
 
 
 def test_cli_evaluate_measures_top1_with_bn_from_the_train_split(real_imagenette, tmp_path, capsys):

@@ -195,10 +195,9 @@ def test_bundled_model_card_lineage_parses():
 
 # ------------------------------------------------------------------ the pages
 def _page(name: str, **query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at
+    from tests.conftest import app_page
+
+    return app_page(name, TIMEOUT, **query)
 
 
 def _no_exceptions(at: AppTest) -> None:
