@@ -10,7 +10,8 @@
 """
 
 from app.space import SubnetConfig
-from app.supernet import OFASupernet, SupernetCard
+from app.card import SupernetCard
+from app.supernet import OFASupernet
 from app.weights import SupernetLoadError, load_supernet, save_supernet
 from app.costs import count_macs, count_params
 from app.predictors import hardware_targets, predict

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from app.space import SubnetConfig
-from app.supernet import SupernetCard
+from app.card import SupernetCard
 from app.weights import atomic_write_bytes
 
 FORMATS = ("state_dict", "torchscript", "pt2", "onnx")

@@ -7,8 +7,7 @@ loaded supernet serves every session of the app.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -20,70 +19,13 @@ from app.space import (
     EXPAND_CHOICES,
     MAX_DEPTH,
     NUM_STAGES,
-    RESOLUTION_CHOICES,
     STAGES,
     SubnetConfig,
     Widths,
     middle_channels,
 )
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass
-class SupernetCard:
-    """What travels with a supernet's weights: classes, normalisation, provenance."""
-
-    width_mult: float
-    classes: list[str]
-    class_ids: list[str] = field(default_factory=list)  # e.g. WordNet ids
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    resolutions: tuple[int, int] = (min(RESOLUTION_CHOICES), max(RESOLUTION_CHOICES))
-    name: str = "supernet"
-    provenance: str = ""
-    placeholder: bool = False  # random-init weights, not a trained model
-    sha256: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "width_mult": self.width_mult,
-            "classes": list(self.classes),
-            "class_ids": list(self.class_ids),
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "resolutions": list(self.resolutions),
-            "name": self.name,
-            "provenance": self.provenance,
-            "placeholder": self.placeholder,
-            "sha256": self.sha256,
-            "extra": self.extra,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SupernetCard":
-        try:
-            return cls(
-                width_mult=float(d["width_mult"]),
-                classes=[str(c) for c in d["classes"]],
-                class_ids=[str(c) for c in d.get("class_ids", [])],
-                mean=tuple(float(v) for v in d.get("mean", IMAGENET_MEAN)),
-                std=tuple(float(v) for v in d.get("std", IMAGENET_STD)),
-                resolutions=tuple(int(v) for v in d.get("resolutions", (128, 224))),
-                name=str(d.get("name", "supernet")),
-                provenance=str(d.get("provenance", "")),
-                placeholder=bool(d.get("placeholder", False)),
-                sha256=str(d.get("sha256", "")),
-                extra=dict(d.get("extra", {})),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"supernet card: malformed ({exc})") from None
+from app.card import IMAGENET_MEAN, IMAGENET_STD, SupernetCard  # noqa: F401  (the supernet carries a card)
 
 
 class OFASupernet(nn.Module):

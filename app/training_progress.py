@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from app.supernet import SupernetCard
+from app.card import SupernetCard
 from app.train.loop import lineage_of
 from app.weights import PRETRAINED_DIR
 

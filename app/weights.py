@@ -1,7 +1,7 @@
 """Loading and saving supernets: the project's format and official OFA checkpoints.
 
 Project format: ``<stem>.safetensors`` (weights) beside ``<stem>.json`` (the
-:class:`~app.supernet.SupernetCard`: width, classes, normalisation, provenance and the
+:class:`~app.card.SupernetCard`: width, classes, normalisation, provenance and the
 weights file's sha256, verified at load). Official OFA checkpoints
 (``torch.save({'state_dict': ...})`` of ``OFAMobileNetV3``) are read with
 ``torch.load(weights_only=True)``: no pickled code ever runs.
@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from app.supernet import OFASupernet, SupernetCard
+from app.card import SupernetCard
+from app.supernet import OFASupernet
 
 from app.paths import PRETRAINED as PRETRAINED_DIR
 
@@ -221,8 +222,7 @@ def load_project_supernet(path: str | Path) -> OFASupernet:
         raise SupernetLoadError(f"{weights.name}: not a valid safetensors file ({str(exc)[:150]})") from None
     if card.width_mult not in (1.0, 1.2):
         raise SupernetLoadError(f"{card_path.name}: width_mult must be 1.0 or 1.2; got {card.width_mult}")
-    card.sha256 = digest
-    net = OFASupernet(card)
+    net = OFASupernet(card.replace(sha256=digest))
     _load_state_into(net, state, weights.name)
     return freeze(net)
 

@@ -16,9 +16,8 @@ from app.weights import load_supernet, placeholder_supernet, save_supernet
 
 def _run(net, recipe: str, sha: str, lineage: list[dict]):
     """``net`` dressed as the result of training run ``recipe`` that continued ``lineage``."""
-    net.card.sha256 = sha
-    net.card.extra = {"recipe": {"name": recipe}, "lineage": lineage, "phases_completed": ["p"],
-                      "seconds_per_phase": {"p": 3600.0}}
+    net.card = net.card.replace(sha256=sha, extra={"recipe": {"name": recipe}, "lineage": lineage, "phases_completed": ["p"],
+                                                   "seconds_per_phase": {"p": 3600.0}})
     return net
 
 

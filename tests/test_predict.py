@@ -295,7 +295,7 @@ def test_supernet_dataset_takes_rows_of_the_current_weights_and_their_lineage(tm
 
     from app.predictors import accuracy as acc
     from app.predictors.encoding import encode
-    from app.supernet import SupernetCard
+    from app.card import SupernetCard
 
     cfgs = [SubnetConfig.uniform(7, 6, 4, r=224), SubnetConfig.uniform(3, 3, 2, r=128), SubnetConfig.uniform(5, 4, 3, r=160)]
     rows = [("new", 0, 83.0), ("old", 0, 82.0), ("old", 1, 80.0), ("other", 2, 50.0), ("new", 2, 81.0), ("old", 2, 79.5)]

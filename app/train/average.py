@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
-from app.supernet import OFASupernet, SupernetCard
+from app.card import SupernetCard
+from app.supernet import OFASupernet
 from app.train.loop import lineage_of
 from app.weights import freeze
 
@@ -60,17 +61,18 @@ def average_supernets(nets: Sequence[OFASupernet], name: str) -> OFASupernet:
 
     newest = nets[-1].card
     ingredients = [{"sha256": n.card.sha256, "recipe": ((n.card.extra or {}).get("recipe") or {}).get("name")} for n in nets]
-    card = SupernetCard.from_dict(newest.to_dict())
-    card.sha256 = ""
-    card.provenance = (f"trained by this project on Imagenette: the uniform average of the weights of {len(nets)} runs ("
-                       + ", ".join(str(i["recipe"]) for i in ingredients) + ")")
-    card.extra = {
-        "lineage": _merged_lineage([n.card for n in nets]),
-        "recipe": {"name": name, "method": "uniform weight average (model soup, Wortsman et al. 2022)",
-                   "ingredients": ingredients},
-        "phases_completed": ["average"],
-        "seconds_per_phase": {"average": time.perf_counter() - t0},
-    }
+    card = newest.replace(
+        sha256="",
+        provenance=(f"trained by this project on Imagenette: the uniform average of the weights of {len(nets)} runs ("
+                    + ", ".join(str(i["recipe"]) for i in ingredients) + ")"),
+        extra={
+            "lineage": _merged_lineage([n.card for n in nets]),
+            "recipe": {"name": name, "method": "uniform weight average (model soup, Wortsman et al. 2022)",
+                       "ingredients": ingredients},
+            "phases_completed": ["average"],
+            "seconds_per_phase": {"average": time.perf_counter() - t0},
+        },
+    )
     out = OFASupernet(card)
     out.load_state_dict(averaged)
     return freeze(out)

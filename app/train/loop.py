@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from app.data import IMAGENETTE_CLASSES
 from app.space import SubnetConfig
-from app.supernet import OFASupernet, SupernetCard
+from app.card import SupernetCard
+from app.supernet import OFASupernet
 from app.datasets import TensorImages, center_batch, load_split, recalibrate_on_training_images
 from app.train.dataset import augment_batch, cutmix_batch, downscale_batch
 from app.train.recipe import Phase, Recipe
@@ -318,18 +319,18 @@ class Trainer:
     def publish(self, phase_idx: int, phase: Phase, metrics: dict) -> None:
         if not self.dist.main:
             return
-        card = self.net.card
-        card.extra = {
-            "lineage": self.lineage,
-            "recipe": self.recipe.to_dict(),
-            "phases_completed": [p.name for p in self.recipe.phases[: phase_idx + 1]],
-            "seconds_per_phase": dict(self.state["seconds"]),
-            "history": self.state["history"],
-            "last_phase_metrics": metrics,
-        }
-        card.provenance = (
-            f"trained by this project on Imagenette, recipe {self.recipe.name} v{self.recipe.version}, "
-            f"phases {', '.join(card.extra['phases_completed'])}"
+        phases = [p.name for p in self.recipe.phases[: phase_idx + 1]]
+        self.net.card = self.net.card.replace(
+            extra={
+                "lineage": self.lineage,
+                "recipe": self.recipe.to_dict(),
+                "phases_completed": phases,
+                "seconds_per_phase": dict(self.state["seconds"]),
+                "history": self.state["history"],
+                "last_phase_metrics": metrics,
+            },
+            provenance=f"trained by this project on Imagenette, recipe {self.recipe.name} v{self.recipe.version}, "
+                       f"phases {', '.join(phases)}",
         )
         self.net.eval()
         stem = self.out / f"phase-{phase_idx}-{phase.name}"

@@ -61,7 +61,7 @@ def render() -> None:
                     st.markdown(lineage)
         if after.strip():
             st.markdown(after)
-    history = card.extra.get("history") if isinstance(card.extra, dict) else None
+    history = card.extra.get("history")
     if history:
         st.subheader("Training log (from the weights' card)")
         st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")
