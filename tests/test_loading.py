@@ -193,3 +193,25 @@ def test_training_progress_joins_each_run_with_its_measured_cells(tmp_path):
     (tmp_path / "broken.jsonl").write_text('{"sha256": "x"}\nnot json\n' + only_current.read_text("utf-8"), "utf-8")
     assert len(training_progress(card, tmp_path / "broken.jsonl")) == 2
     assert training_progress(replace(card, extra={}), only_current)["hours"].tolist() == [0.0, 0.0]
+
+
+def test_the_card_is_frozen_and_torch_free():
+    """A loaded supernet's card cannot be changed in place (every session shares it); a changed copy is a new card.
+    The card module imports nothing but the standard library."""
+    import dataclasses
+
+    import app
+
+    card = app.load_supernet().card
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        card.sha256 = "0" * 64
+    with pytest.raises(TypeError):
+        card.extra["recipe"] = {}
+    other = card.replace(name="copy")
+    assert other.name == "copy" and card.name != "copy" and other.sha256 == card.sha256
+    import ast
+
+    source = (Path(__file__).resolve().parents[1] / "app" / "card.py").read_text()
+    imported = {a.name.split(".")[0] for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported <= {"__future__", "copy", "dataclasses", "types", "typing"}, imported
