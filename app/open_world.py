@@ -227,14 +227,17 @@ def remember_calibration_features(subnet: nn.Module, card, features: Tensor) -> 
     """Store the reference of a subnet from the penultimate features of the calibration images, captured while
     the fast BN path ran them (one batch: its features equal the eval-mode ones afterwards), so that the
     open-world scores cost no extra forward pass."""
-    if not card.sha256 or not card.class_ids:
+    if not card.class_ids:
         return
     with torch.inference_mode():
         labels = _calibration_labels(card, len(features))
         centres = class_centres(features, labels, card.num_classes)
         scores = intrinsic_scores(subnet.classifier(features), features, centres)
         thresholds = {k: float(torch.quantile(v.double(), CALIBRATION_QUANTILE)) for k, v in scores.items()}
-    _remember((card.sha256, subnet.config.to_compact()), SubnetReference(centres, thresholds, len(features)))
+    ref = SubnetReference(centres, thresholds, len(features))
+    subnet._open_world_reference = ref  # the subnet is being extracted: nobody shares it yet
+    if card.sha256:
+        _remember((card.sha256, subnet.config.to_compact()), ref)
 
 
 def reference_for(subnet: nn.Module, card) -> SubnetReference:
@@ -242,6 +245,9 @@ def reference_for(subnet: nn.Module, card) -> SubnetReference:
     normally filled by the BN re-estimation itself, else computed here with one forward pass)."""
     from app.calibrate import calibration_batch, fast_calibration_size
 
+    own = getattr(subnet, "_open_world_reference", None)
+    if own is not None:
+        return own
     cfg = subnet.config
     key = (card.sha256, cfg.to_compact())
     with _ref_lock:
