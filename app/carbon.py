@@ -27,7 +27,10 @@ LBS_PER_KG = 2.20462
 LBS_CO2E_PER_GPU_HOUR = 453.8e3 / 1.6e6  # OFA Table 1, MnasNet row: 0.2836
 STRUBELL_LBS_PER_KWH = 0.954  # Strubell et al. 2019, US average (EPA 2018)
 KWH_PER_GPU_HOUR = LBS_CO2E_PER_GPU_HOUR / STRUBELL_LBS_PER_KWH  # 0.297
-DEFAULT_GRID_G_PER_KWH = STRUBELL_LBS_PER_KWH / LBS_PER_KG * 1000  # 432.7 g/kWh (US avg used by the paper)
+# The app's one default grid intensity (the Carbon page and every per-inference carbon figure): the US average the
+# paper's Table 1 used, so that the default reproduces the paper.
+DEFAULT_GRID_G_PER_KWH = STRUBELL_LBS_PER_KWH / LBS_PER_KG * 1000  # 432.7 g/kWh
+GRID_SOURCE = "US average 0.954 lbs CO2e/kWh (EPA 2018) as used by Strubell et al. 2019 and OFA's Table 1: 432.7 g CO2e/kWh"
 STRUBELL_TRANSFORMER_NAS_LBS = 626_155  # Strubell et al. 2019, NAS of a Transformer (for scale)
 SOURCE = "Cai et al., Once-for-All, ICLR 2020, Table 1; CO2e conversion of Strubell et al., ACL 2019"
 

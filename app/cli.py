@@ -89,7 +89,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
                                  ("params", args.max_params)) if v is not None}
     if not budgets:
         raise ValueError("search: give at least one budget (--max-latency, --max-energy, --max-macs, --max-params)")
-    res = search(args.hardware, budgets, args.accuracy, args.population, args.generations, seed=args.seed)
+    from app.search import SearchSettings
+
+    res = search(args.hardware, budgets, args.accuracy,
+                 SearchSettings(population=args.population, generations=args.generations, seed=args.seed))
     row = {"config": res.config.to_compact(), "accuracy": round(res.accuracy, 3), "seconds": round(res.seconds, 3),
            **{k: round(v, 4) for k, v in res.metrics.items()}}
     _emit([row], args.format)
@@ -100,7 +103,10 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     from app.search import pareto_front
 
     limits = [float(x) for x in args.limits.split(",") if x.strip()]
-    res = pareto_front(args.hardware, args.budget, limits, args.accuracy, args.generations, seed=args.seed)
+    from app.search import SearchSettings
+
+    res = pareto_front(args.hardware, args.budget, limits, args.accuracy,
+                       SearchSettings(generations=args.generations, seed=args.seed))
     if not res:
         raise ValueError("pareto: every budget was infeasible")
     _emit([{"config": r.config.to_compact(), "accuracy": round(r.accuracy, 3),

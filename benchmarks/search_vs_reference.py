@@ -55,14 +55,14 @@ def main() -> None:
     ap.add_argument("--budgets", default="20,25,30", help="Note10 latency budgets (ms)")
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
-    from app.search import search
+    from app.search import SearchSettings, search
 
-    search("note10", {"latency": 25}, "imagenet", generations=5)  # warm caches (tables, predictor)
+    search("note10", {"latency": 25}, "imagenet", SearchSettings(generations=5))  # warm caches (tables, predictor)
     rows, speedups, gains = [], [], []
     for budget in [float(b) for b in args.budgets.split(",")]:
         for seed in range(args.seeds):
             t = time.perf_counter()
-            ours = search("note10", {"latency": budget}, "imagenet", population=100, generations=500, seed=seed)
+            ours = search("note10", {"latency": budget}, "imagenet", SearchSettings(population=100, generations=500, seed=seed))
             t_ours = time.perf_counter() - t
             random.seed(seed)
             np.random.seed(seed)

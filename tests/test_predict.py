@@ -85,9 +85,9 @@ def test_ofa_accuracy_predictor_equals_reference():
 
 def test_tutorial_figure_note10_25ms_search():
     """OFA tutorial: a Note10 <= 25 ms search finds about 81.7% predicted."""
-    from app.search import search
+    from app.search import SearchSettings, search
 
-    res = search("note10", {"latency": 25}, "imagenet", generations=500, seed=0)
+    res = search("note10", {"latency": 25}, "imagenet", SearchSettings(generations=500, seed=0))
     assert res.metrics["latency_ms"] <= 25
     assert 81.3 <= res.accuracy <= 82.5
 

@@ -14,17 +14,17 @@ import torch
 import app
 from app.cli import main
 from app.export import export_bytes
-from app.search import search
+from app.search import SearchSettings, search
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_search_meets_budgets_and_is_reproducible():
     for seed in range(3):
-        res = search("note10", {"latency": 20, "macs": 300}, "imagenet", generations=40, seed=seed)
+        res = search("note10", {"latency": 20, "macs": 300}, "imagenet", SearchSettings(generations=40, seed=seed))
         assert res.metrics["latency_ms"] <= 20 and res.metrics["macs"] <= 300e6
-    a = search("gpu-v100-b64", {"latency": 30}, generations=30, seed=7)
-    b = search("gpu-v100-b64", {"latency": 30}, generations=30, seed=7)
+    a = search("gpu-v100-b64", {"latency": 30}, settings=SearchSettings(generations=30, seed=7))
+    b = search("gpu-v100-b64", {"latency": 30}, settings=SearchSettings(generations=30, seed=7))
     assert a.config == b.config and a.accuracy == b.accuracy
 
 
@@ -35,16 +35,16 @@ def test_search_finds_known_optimum_of_synthetic_predictor():
         out = {"accuracy_imagenet_holdout": k7 + a.r / 1000.0, "latency_ms": k7}
         return {k: out[k] for k in keys}
 
-    res = search("note10", {"latency": 8}, "imagenet", population=60, generations=150, seed=0, scorer=scorer,
-                 resolutions=[160, 224])
+    res = search("note10", {"latency": 8}, "imagenet",
+                 SearchSettings(population=60, generations=150, seed=0, resolutions=(160, 224)), scorer=scorer)
     assert res.accuracy == pytest.approx(8 + 0.224)
 
 
 def test_infeasible_budget_is_a_clear_error():
     with pytest.raises(ValueError, match="infeasible"):
-        search("note10", {"latency": 1.0}, generations=5)
+        search("note10", {"latency": 1.0}, settings=SearchSettings(generations=5))
     with pytest.raises(ValueError, match="budget"):
-        search("note10", {"latency": -3}, generations=5)
+        search("note10", {"latency": -3}, settings=SearchSettings(generations=5))
 
 
 def test_search_on_the_bundled_supernets_predictor():
@@ -54,13 +54,13 @@ def test_search_on_the_bundled_supernets_predictor():
     from app.space import SubnetConfig
 
     card = app.load_supernet().card
-    res = search("cpu-epyc-2core", {"latency": 8}, "supernet", generations=60, seed=0, supernet_sha256=card.sha256,
-                 width_mult=card.width_mult, num_classes=card.num_classes)
+    res = search("cpu-epyc-2core", {"latency": 8}, "supernet", SearchSettings(generations=60, seed=0), supernet_card=card)
     assert res.metrics["latency_ms"] <= 8 and np.isfinite(res.accuracy)
     smallest = predict_batch([SubnetConfig.smallest(128)], "cpu-epyc-2core", card.sha256, card.width_mult, card.num_classes)
     assert res.accuracy >= smallest["accuracy_supernet"][0]
     with pytest.raises(ValueError, match="no accuracy predictor"):
-        search("note10", {"latency": 25}, "supernet", generations=5, supernet_sha256="0" * 64)
+        search("note10", {"latency": 25}, "supernet", SearchSettings(generations=5),
+               supernet_card=app.SupernetCard(1.2, ["x"] * 10, sha256="0" * 64))
 
 
 @pytest.mark.parametrize("fmt", ["state_dict", "torchscript", "pt2", "onnx"])

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.carbon import DEFAULT_GRID_G_PER_KWH, GRID_SOURCE  # noqa: F401  (the app's one grid default)
+
 PJ_PER_MAC_FP32 = 4.6
 PJ_PER_DRAM_WORD = 640.0
 HOROWITZ = "Horowitz, ISSCC 2014 (45 nm): fp32 MAC 4.6 pJ, 32-bit DRAM access 640 pJ"
-DEFAULT_GRID_G_PER_KWH = 475.0  # IEA 2019 world average electricity carbon intensity (g CO2e/kWh)
-GRID_SOURCE = "IEA, Global Energy & CO2 Status Report 2019: world average 475 g CO2e/kWh"
 
 
 def op_energy_mj(macs, dram_words):

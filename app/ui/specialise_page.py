@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.search import search
+from app.search import SearchSettings, search
 from app.ui import charts, metrics, resources, state
 
 BUDGET_UNITS = {"latency": "ms", "energy": "mJ", "macs": "M MACs"}
@@ -41,8 +41,8 @@ def render() -> None:
                 bar.progress(gen / gens, text=f"generation {gen}/{gens}: best predicted {best:.2f}%")
 
         try:
-            res = search(hw, {kind: float(limit)}, acc_choice, generations=gens, seed=0, progress=progress,
-                         supernet_sha256=card.sha256 or None, width_mult=card.width_mult, num_classes=card.num_classes)
+            res = search(hw, {kind: float(limit)}, acc_choice, SearchSettings(generations=gens, seed=0), supernet_card=card,
+                         progress=progress)
         except ValueError as exc:
             bar.empty()
             st.error(str(exc))
