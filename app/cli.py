@@ -92,11 +92,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from app.search import SearchSettings
 
     res = search(args.hardware, budgets, args.accuracy,
-                 SearchSettings(population=args.population, generations=args.generations, seed=args.seed))
+                 SearchSettings(population=args.population, generations=args.generations, seed=args.seed),
+                 supernet_card=_searched_card(args.accuracy))
     row = {"config": res.config.to_compact(), "accuracy": round(res.accuracy, 3), "seconds": round(res.seconds, 3),
            **{k: round(v, 4) for k, v in res.metrics.items()}}
     _emit([row], args.format)
     return 0
+
+
+def _searched_card(accuracy: str):
+    """The bundled supernet's card when its own predictor is maximised; else OFA's ImageNet supernet (None)."""
+    from app.predictors.hardware import bundled_card
+
+    return bundled_card() if accuracy == "supernet" else None
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
@@ -106,7 +114,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     from app.search import SearchSettings
 
     res = pareto_front(args.hardware, args.budget, limits, args.accuracy,
-                       SearchSettings(generations=args.generations, seed=args.seed))
+                       SearchSettings(generations=args.generations, seed=args.seed), supernet_card=_searched_card(args.accuracy))
     if not res:
         raise ValueError("pareto: every budget was infeasible")
     _emit([{"config": r.config.to_compact(), "accuracy": round(r.accuracy, 3),
