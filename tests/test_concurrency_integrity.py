@@ -25,7 +25,7 @@ def test_threads_get_exactly_the_serial_results():
     net = placeholder_supernet(1.2, seed=4)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     image = load_image(ROOT / "assets" / "samples" / "church_1.jpg")
-    cfgs = [app.SubnetConfig.random(s) for s in range(8)]
+    cfgs = [app.SubnetConfig.random(s) for s in range(3)]  # 3 serial + 6 concurrent extract-and-classify jobs (4 threads)
 
     def work(cfg):
         sub = net.extract(cfg, calibrate=True)
