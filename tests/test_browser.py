@@ -235,3 +235,21 @@ def test_export_download_loads_and_matches_the_live_subnet(server, browser, tmp_
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     with torch.no_grad():
         np.testing.assert_allclose(got, sub(x).numpy(), atol=1e-3)
+
+
+def test_clicking_a_point_on_the_tradeoff_chart_loads_it_into_the_page_and_the_url(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    _goto(page, server + "/explore")
+    before = page.url
+    chart = page.locator('[data-testid="stVegaLiteChart"]').nth(1)
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    points = chart.locator("g.mark-symbol path")
+    box = next(b for b in (points.nth(i).bounding_box() for i in range(points.count())) if b and b["width"] > 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("(u) => location.href !== u", arg=before, timeout=60_000)
+    _wait_idle(page)
+    cfg = page.url.split("cfg=")[1].split("&")[0]
+    assert cfg != "r224-d44444-k77777777777777777777-e66666666666666666666"
+    assert page.get_by_text(cfg, exact=True).count() >= 1  # the page shows the subnet the URL names
+    page.close()
