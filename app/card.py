@@ -71,18 +71,18 @@ class SupernetCard:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SupernetCard":
         try:
-            return cls(
+            return cls(  # __post_init__ normalises the types
                 width_mult=float(d["width_mult"]),
-                classes=[str(c) for c in d["classes"]],
-                class_ids=[str(c) for c in d.get("class_ids", [])],
-                mean=tuple(float(v) for v in d.get("mean", IMAGENET_MEAN)),
-                std=tuple(float(v) for v in d.get("std", IMAGENET_STD)),
-                resolutions=tuple(int(v) for v in d.get("resolutions", RESOLUTION_RANGE)),
+                classes=d["classes"],
+                class_ids=d.get("class_ids", ()),
+                mean=d.get("mean", IMAGENET_MEAN),
+                std=d.get("std", IMAGENET_STD),
+                resolutions=d.get("resolutions", RESOLUTION_RANGE),
                 name=str(d.get("name", "supernet")),
                 provenance=str(d.get("provenance", "")),
                 placeholder=bool(d.get("placeholder", False)),
                 sha256=str(d.get("sha256", "")),
-                extra=dict(d.get("extra", {})),
+                extra=d.get("extra", {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"supernet card: malformed ({exc})") from None

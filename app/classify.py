@@ -11,7 +11,7 @@ from torch import nn
 
 from app.data import image_tensor
 from app.open_world import OpenWorldDecision, decide
-from app.saliency import Saliency, final_features, grad_cam_from_features
+from app.saliency import Saliency, grad_cam_from_features
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ def classify(subnet: nn.Module, image: Image.Image, card, topk: int = 5, open_wo
     r = subnet.config.r
     with torch.inference_mode():
         x = image_tensor(image, r, card.mean, card.std)
-        last = final_features(subnet, x)
-        features = torch.flatten(subnet.feature_mix(last.mean((2, 3), keepdim=True)), 1)  # = subnet.forward_features(x)
+        last = subnet.feature_map(x)
+        features = subnet.pooled_features(last)
         logits = subnet.classifier(features)
         probs = torch.softmax(logits[0], dim=0)
         k = min(topk, probs.numel())

@@ -106,10 +106,6 @@ def ood_images(folder: Path, known_ids) -> list[Path]:
     return [p for p in files if p.name.split("_")[0] not in known]
 
 
-def _decode_all(paths, progress=None):
-    return [load_image(p) for p in paths]
-
-
 def _tensors(images, r: int, mean, std) -> torch.Tensor:
     tf = eval_transform(r, mean, std)
     return torch.stack([tf(im) for im in images]).contiguous(memory_format=torch.channels_last)
@@ -141,6 +137,7 @@ def ood_evaluation(net: OFASupernet, cfgs, data_root: Path, ood_folder: Path, ga
     import time as _time
 
     from app import open_world as ow
+    from app.costs import count_macs
     from app.datasets import list_split
 
     card = net.card
@@ -149,25 +146,24 @@ def ood_evaluation(net: OFASupernet, cfgs, data_root: Path, ood_folder: Path, ga
     gate_files = random.Random(seed).sample(train_files, min(gate_train_images, len(train_files)))
     out_files = ood_images(ood_folder, card.class_ids)
     t0 = _time.perf_counter()
-    val_im, out_im, gate_im = _decode_all(val_files), _decode_all(out_files), _decode_all(gate_files)
+    val_im, out_im, gate_im = ([load_image(p) for p in files] for files in (val_files, out_files, gate_files))
     log(f"decoded {len(val_im)} val, {len(out_im)} out-of-distribution, {len(gate_im)} training images "
         f"in {_time.perf_counter() - t0:.0f} s")
     labels = torch.tensor(val_labels)
+    unseen = torch.tensor([p.name.startswith("ILSVRC2012_val") for p in val_files])  # ImageNet *val*: the gate never trained on them
 
     gate = ow.load_gate(tuple(card.class_ids))
     gate_rows = []
     gate_scores = {}
-    for r in sorted({224, 160, 128}, reverse=True):
+    for r in (224, 160, 128):  # the first is the app's gate resolution
         t = _time.perf_counter()
         s = {}
         for name, ims in (("train", gate_im), ("val", val_im), ("out", out_im)):
-            x = _tensors(ims, r, ow._GATE_MEAN, ow._GATE_STD)
+            x = _tensors(ims, r, ow.GATE_MEAN, ow.GATE_STD)
             s[name] = torch.cat([gate(x[i : i + 50])[0] for i in range(0, len(x), 50)])
         thr = float(torch.quantile(s["train"].double(), gate_quantile))
         acc, flag = _rates(s["val"], s["out"], thr)
-        unseen = torch.tensor([p.name.startswith("ILSVRC2012_val") for p in val_files])
         gate_rows.append({"gate_r": r, "auroc": round(ow.auroc(s["val"], s["out"]), 4),
-                          # the val images that are ImageNet *val* images, which the gate did not train on
                           "imagenet_val_images": int(unseen.sum()),
                           "accepted_in_imagenet_val": round(100.0 * float((s["val"][unseen] >= thr).double().mean()), 2),
                           "fpr95": round(100 * ow.fpr_at_tpr(s["val"], s["out"]), 2), "threshold": round(thr, 4),
@@ -192,8 +188,6 @@ def ood_evaluation(net: OFASupernet, cfgs, data_root: Path, ood_folder: Path, ga
             sv, so = ow.intrinsic_scores(lv, fv, ref.centres), ow.intrinsic_scores(lo, fo, ref.centres)
             sv["gate"], so["gate"] = gate_scores[224]["val"], gate_scores[224]["out"]
             thresholds = dict(ref.thresholds, gate=gate_rows[0]["threshold"])
-            from app.costs import count_macs
-
             base = {"config": cfg.to_compact(), "r": r, "macs_M": round(count_macs(cfg, card.width_mult, card.num_classes) / 1e6, 1),
                     "top1": round(100.0 * float((lv.argmax(1) == labels).double().mean()), 2),
                     "calibration_images": ref.images}
@@ -207,5 +201,5 @@ def ood_evaluation(net: OFASupernet, cfgs, data_root: Path, ood_folder: Path, ga
     return {"in_distribution": f"Imagenette val ({len(val_im)} images)",
             "out_of_distribution": f"{ood_folder.name}: {len(out_im)} images of ImageNet classes outside the supernet's",
             "gate_threshold": f"quantile {gate_quantile} of the gate's score on {len(gate_im)} Imagenette training images (seed {seed})",
-            "intrinsic_thresholds": "per subnet: quantile 0.05 of its scores on the fast BN path's calibration images (training images)",
+            "intrinsic_thresholds": f"per subnet: quantile {ow.CALIBRATION_QUANTILE} of its scores on the fast BN path's calibration images (training images)",
             "gate": gate_rows, "rows": rows}

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from app.paths import PRETRAINED
+
 INTRINSIC_SCORES = ("msp", "energy", "feature")
 SCORES = INTRINSIC_SCORES + ("gate",)
 SCORE_MEANING = {
@@ -47,12 +49,10 @@ SCORE_MEANING = {
 }
 # a subnet's intrinsic thresholds: this quantile of its scores on the calibration images (a priori, not tuned)
 CALIBRATION_QUANTILE = 0.05
-from app.paths import PRETRAINED  # noqa: E402  (the one place that knows where the data is)
-
 SETTINGS_FILE: Path = PRETRAINED / "open_world.json"
 GATE_RESOLUTION = 224
-_GATE_MEAN = (0.5, 0.5, 0.5)  # EfficientNet-Lite's normalisation
-_GATE_STD = (0.5, 0.5, 0.5)
+GATE_MEAN = (0.5, 0.5, 0.5)  # EfficientNet-Lite's normalisation
+GATE_STD = (0.5, 0.5, 0.5)
 
 
 # --------------------------------------------------------------------------- scores
@@ -177,7 +177,7 @@ def gate_tensor(image, r: int = GATE_RESOLUTION) -> Tensor:
     """1 x 3 x r x r input of the gate (the app's eval transform with Lite0's normalisation)."""
     from app.data import image_tensor
 
-    return image_tensor(image, r, _GATE_MEAN, _GATE_STD)
+    return image_tensor(image, r, GATE_MEAN, GATE_STD)
 
 
 # --------------------------------------------------------------------------- per-subnet reference
@@ -192,15 +192,19 @@ class SubnetReference:
 
 
 @torch.inference_mode()
-def subnet_reference(subnet: nn.Module, images: Tensor, labels: Tensor, num_classes: int,
-                     quantile: float = CALIBRATION_QUANTILE) -> SubnetReference:
-    """Class centres and per-score thresholds of ``subnet`` from labelled training ``images``."""
-    features = subnet.forward_features(images)
-    logits = subnet.classifier(features)
+def reference_from_features(subnet: nn.Module, features: Tensor, labels: Tensor, num_classes: int,
+                            quantile: float = CALIBRATION_QUANTILE) -> SubnetReference:
+    """Class centres and per-score thresholds of ``subnet`` from the penultimate features of labelled training images."""
     centres = class_centres(features, labels, num_classes)
-    scores = intrinsic_scores(logits, features, centres)
+    scores = intrinsic_scores(subnet.classifier(features), features, centres)
     thresholds = {k: float(torch.quantile(v.double(), quantile)) for k, v in scores.items()}
-    return SubnetReference(centres, thresholds, len(images))
+    return SubnetReference(centres, thresholds, len(features))
+
+
+@torch.inference_mode()
+def subnet_reference(subnet: nn.Module, images: Tensor, labels: Tensor, num_classes: int) -> SubnetReference:
+    """Class centres and per-score thresholds of ``subnet`` from labelled training ``images`` (one forward pass)."""
+    return reference_from_features(subnet, subnet.forward_features(images), labels, num_classes)
 
 
 _ref_lock = threading.Lock()
@@ -229,12 +233,7 @@ def remember_calibration_features(subnet: nn.Module, card, features: Tensor) -> 
     open-world scores cost no extra forward pass."""
     if not card.class_ids:
         return
-    with torch.inference_mode():
-        labels = _calibration_labels(card, len(features))
-        centres = class_centres(features, labels, card.num_classes)
-        scores = intrinsic_scores(subnet.classifier(features), features, centres)
-        thresholds = {k: float(torch.quantile(v.double(), CALIBRATION_QUANTILE)) for k, v in scores.items()}
-    ref = SubnetReference(centres, thresholds, len(features))
+    ref = reference_from_features(subnet, features, _calibration_labels(card, len(features)), card.num_classes)
     subnet._open_world_reference = ref  # the subnet is being extracted: nobody shares it yet
     if card.sha256:
         _remember((card.sha256, subnet.config.to_compact()), ref)
@@ -335,7 +334,7 @@ def gate_answer(image, card, subnet_input: Tensor | None = None) -> GateAnswer:
     if subnet_input is not None and subnet_input.shape[-1] == r:
         mean = torch.tensor(card.mean).view(1, 3, 1, 1)
         std = torch.tensor(card.std).view(1, 3, 1, 1)
-        x = (subnet_input * std + mean - _GATE_MEAN[0]) / _GATE_STD[0]
+        x = (subnet_input * std + mean - GATE_MEAN[0]) / GATE_STD[0]
     else:
         x = gate_tensor(image, r)
     p_in, top, p_top = gate(x)

@@ -57,17 +57,7 @@ def final_features(subnet: nn.Module, x: Tensor) -> Tensor:
     """The Grad-CAM target layer: ``final_expand``'s output (N x C x h x w) for the
     normalised input ``x``, computed without autograd (the same ops as the subnet's forward)."""
     with torch.inference_mode(False), torch.no_grad():
-        y = subnet.stem(x)
-        y = subnet.first_block(y)
-        y = subnet.blocks(y)
-        return subnet.final_expand(y)
-
-
-def _head(subnet: nn.Module, a: Tensor) -> Tensor:
-    """Logits from the ``final_expand`` activation: the rest of ``MobileNetV3Subnet.forward``."""
-    y = a.mean((2, 3), keepdim=True)
-    y = subnet.feature_mix(y)
-    return subnet.classifier(torch.flatten(y, 1))
+        return subnet.feature_map(x)
 
 
 def cam_from(activation: Tensor, gradient: Tensor, size: int) -> Tensor:
@@ -96,7 +86,7 @@ def grad_cam_from_features(
     with torch.inference_mode(False), torch.enable_grad():
         # A fresh leaf outside inference mode (the clone: ``features`` may be an inference tensor).
         a = features.detach().clone().requires_grad_(True)
-        logits = _head(subnet, a)
+        logits = subnet.classifier(subnet.pooled_features(a))
         n = logits.shape[1]
         k = int(logits[0].argmax()) if class_index is None else int(class_index)
         if not 0 <= k < n:

@@ -164,14 +164,16 @@ class MobileNetV3Subnet(nn.Module):
         self.classifier = classifier
         self.config = config
 
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The last convolutional feature map (``final_expand``'s output, N x C x h x w): Grad-CAM's layer."""
+        return self.final_expand(self.blocks(self.first_block(self.stem(x))))
+
+    def pooled_features(self, feature_map: Tensor) -> Tensor:
+        """The classifier's input from :meth:`feature_map`: global mean pool, then ``feature_mix``."""
+        return torch.flatten(self.feature_mix(feature_map.mean((2, 3), keepdim=True)), 1)
+
     def forward_features(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        x = self.first_block(x)
-        x = self.blocks(x)
-        x = self.final_expand(x)
-        x = x.mean((2, 3), keepdim=True)
-        x = self.feature_mix(x)
-        return torch.flatten(x, 1)
+        return self.pooled_features(self.feature_map(x))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.forward_features(x))

@@ -236,16 +236,13 @@ def predict(
 
 @lru_cache(maxsize=1)
 def bundled_card():
-    """The bundled supernet's card (classes, width, sha256) read from its JSON, torch-free; None if it is missing."""
-    import json
-    from types import SimpleNamespace
-
+    """The bundled supernet's card read from its JSON (no weights loaded); None if it is missing or unreadable."""
+    from app.card import SupernetCard
     from app.weights import default_weights_path
 
     try:
-        d = json.loads(default_weights_path().with_suffix(".json").read_text("utf-8"))
-        return SimpleNamespace(sha256=str(d["sha256"]), num_classes=len(d["classes"]), width_mult=float(d["width_mult"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        return SupernetCard.from_dict(json.loads(default_weights_path().with_suffix(".json").read_text("utf-8")))
+    except (OSError, ValueError):
         return None
 
 

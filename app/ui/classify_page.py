@@ -10,6 +10,7 @@ from app.classify import classify
 from app.data import ImageError, load_image
 from app.space import SubnetConfig
 from app.ui import charts, resources, state
+from app.ui.open_world_view import verdict
 
 
 def _source_image():
@@ -61,37 +62,18 @@ def _class_gallery(card) -> None:
         col.image(str(path), caption=name, width="stretch")
 
 
-def _decision(result, card) -> None:
-    """The open-world verdict: a clear line, the score with its meaning, the gate's own guess."""
-    ow = result.open_world
-    if ow is None:
-        return
-    if ow.in_classes:
-        st.success(f"{ow.message(card.num_classes)} Answer: **{result.top1}** ({result.probabilities[0]:.0%}).",
-                   icon=":material/check_circle:")
-    else:
-        st.warning(f"**{ow.message(card.num_classes)}** The bars below are what the subnet is forced to say; "
-                   "do not read them as an answer.", icon=":material/help:")
-    caption = (f"Decided by the {ow.score_name} score {ow.score:.4f} (accept at ≥ {ow.threshold:.4g}): {ow.meaning}. "
-               "Threshold chosen on training images only (model card: open-world table).")
-    if ow.gate_guess:
-        caption += (f" The gate's own ImageNet guess (EfficientNet-Lite0, not this subnet): "
-                    f"**{ow.gate_guess}** ({ow.gate_guess_probability:.0%}).")
-    st.caption(caption)
-
-
 def _subnet_alone(result) -> None:
     """What each of the subnet's own scores would have said (teaching: a 10-class net knows little of the rest)."""
     ow = result.open_world
     if ow is None:
         return
-    from app.open_world import SCORE_MEANING
+    from app.open_world import CALIBRATION_QUANTILE, SCORE_MEANING
 
     rows = [{"score": name, "value": round(ow.scores[name], 4), "accept at ≥": round(ow.thresholds[name], 4),
              "verdict": "one of the classes" if ow.scores[name] >= ow.thresholds[name] else "not one of them",
              "meaning": SCORE_MEANING[name]} for name in ow.scores]
     st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption("Intrinsic scores' thresholds: the 5% quantile of this subnet's scores on the fast BN path's calibration "
+    st.caption(f"Intrinsic scores' thresholds: the {CALIBRATION_QUANTILE:.0%} quantile of this subnet's scores on the fast BN path's calibration "
                "images (training images). Measured reliability of each: the chart below.")
 
 
@@ -153,7 +135,7 @@ def render() -> None:
         big = resources.largest_subnet(net, card.sha256, cfg.r)
         big_result = classify(big, image, card, explain=True)
         total = time.perf_counter() - t0
-        _decision(result, card)
+        verdict(result.open_world, card.num_classes, f"**{result.top1}** ({result.probabilities[0]:.0%})")
         demoted = result.in_classes is False
         a, b = st.columns(2)
         with a:

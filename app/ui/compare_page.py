@@ -8,6 +8,7 @@ import streamlit as st
 from app.classify import classify
 from app.data import ImageError, load_image
 from app.ui import metrics, resources, state
+from app.ui.open_world_view import verdict
 
 
 def render() -> None:
@@ -59,13 +60,7 @@ def render() -> None:
     st.image(image, caption=desc, width=224)
     with st.spinner("Extracting and classifying…"):
         results = [(c, classify(resources.session_subnet(c)[0], image, card, topk=3)) for c in pinned]
-    ow = results[0][1].open_world
-    if ow is not None and not ow.in_classes:
-        guess = f" The gate's own ImageNet guess (EfficientNet-Lite0, not these subnets): **{ow.gate_guess}** " \
-                f"({ow.gate_guess_probability:.0%})." if ow.gate_guess else ""
-        st.warning(f"**{ow.message(card.num_classes)}** What each subnet is forced to say is shown greyed below.{guess}",
-                   icon=":material/help:")
-        st.caption(f"{ow.score_name} score {ow.score:.4f} (accept at ≥ {ow.threshold:.4g}): {ow.meaning}.")
+    verdict(results[0][1].open_world, card.num_classes, bars="The greyed answers below")  # the gate's: the same for every pin
     cols = st.columns(len(pinned))
     for col, (c, res) in zip(cols, results):
         with col:

@@ -32,9 +32,9 @@ def sidebar(pages: dict | None = None) -> None:
 
     net = resources.supernet()
     with st.sidebar:
-        for spec in PAGES if pages else ():
-            st.page_link(pages[spec.url], label=spec.title, icon=spec.icon)
         if pages:
+            for spec in PAGES:
+                st.page_link(pages[spec.url], label=spec.title, icon=spec.icon)
             st.divider()
         st.markdown("### OFA Explorer")
         st.caption("Once-for-All (Cai et al., ICLR 2020): train one supernet, extract a subnet per device.")
