@@ -1,0 +1,205 @@
+"""What the notebook explorer shows exactly as the Streamlit app does: the metric tiles' text, the trade-off
+chart's points and the app's link (``?cfg=…&hw=…``). No widgets, no torch: numbers come from
+:func:`app.predictors.predict` / :func:`~app.predictors.predict_batch`, configs from :mod:`app.space`.
+
+``tests/test_jupyter.py`` checks that these agree with the app's own ``app/ui/metrics.py``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pandas as pd
+
+from app import predictors as P
+from app.predictors.encoding import encode
+from app.presets import resolve, specialised
+from app.space import SubnetConfig
+
+APP_URL = "http://localhost:8501"  # where `make run` serves the app
+APP_PAGE = "explore"  # the page a link opens (also the app's root page)
+MODES = ("quick", "stage", "block")  # the app's editor modes (`mode` in its URL)
+ACCURACY_AXES = ("Bundled supernet (Imagenette, predicted)", "OFA ImageNet (val, calibrated)", "OFA ImageNet (holdout, raw)")
+AXIS_COLUMNS = dict(zip(ACCURACY_AXES, ("accuracy_supernet", "accuracy_imagenet_val", "accuracy_imagenet_holdout")))
+SAMPLED = 300  # random subnets on the trade-off chart (seeded), as in the app
+DEFAULT_CONFIG = SubnetConfig.largest(224)
+DEFAULT_HARDWARE = "note10"
+
+
+# ----------------------------------------------------------------------------------------------- tiles
+@dataclass(frozen=True)
+class Tile:
+    """One metric tile: its title, the value as text, a short source and the longer help (a tooltip)."""
+
+    title: str
+    text: str
+    source: str
+    help: str
+
+
+def _fmt(m: P.Metric, fmt: str) -> str:
+    return "n/a" if m.value is None else fmt.format(m.value)
+
+
+def _kind_label(m: P.Metric) -> str:
+    short = m.source.split(",")[0].split(" (")[0]
+    return f"{short} · {m.kind}"
+
+
+def tiles_from_prediction(p: P.Prediction, num_classes: int) -> list[Tile]:
+    """The six tiles of a prediction (accuracy, ImageNet top-1, latency, energy, MACs, params), worded as the app's."""
+    acc_title = "Accuracy (Imagenette)" if num_classes == 10 else "Accuracy (this supernet)"
+    return [
+        Tile(acc_title, _fmt(p.accuracy_supernet, "{:.1f}%"), p.accuracy_supernet.source.split(" (")[0],
+             f"{p.accuracy_supernet.source}. {p.accuracy_supernet.note}"),
+        Tile("ImageNet top-1 (OFA)", _fmt(p.accuracy_imagenet_val, "{:.1f}%"), "OFA predictor, calibrated to val",
+             f"{p.accuracy_imagenet_val.source}; {p.accuracy_imagenet_val.note}. Raw OFA prediction (10K holdout from "
+             f"ImageNet train, runs above val): {_fmt(p.accuracy_imagenet_holdout, '{:.1f}%')}. Describes OFA's official "
+             "w1.2 supernet, not the bundled one."),
+        Tile("Latency", _fmt(p.latency, "{:.1f} ms"), _kind_label(p.latency), f"{p.latency.source}. {p.latency.note}"),
+        Tile("Energy", _fmt(p.energy, "{:.2f} mJ"), "model, Horowitz 2014", f"{p.energy.source}. {p.energy.note}. "
+             f"Carbon: {p.carbon_per_1000.value:.2g} g CO2e per 1,000 inferences ({p.carbon_per_1000.source})."),
+        Tile("MACs", _fmt(p.macs, "{:.0f} M"), "counted, OFA's rules", "Multiply-accumulates at this resolution, with this supernet's classifier head."),
+        Tile("Params", _fmt(p.params, "{:.2f} M"), "counted, OFA's rules", "Parameters of the extracted subnet (with this supernet's classifier head)."),
+    ]
+
+
+def metric_tiles(cfg: SubnetConfig, hardware: str, card) -> tuple[list[Tile], str]:
+    """(tiles, latency note) of ``cfg`` on ``hardware`` for the supernet of ``card``; the note is empty unless the
+    latency needs one (e.g. a resolution outside the target's tables). ``ValueError`` for an unknown target."""
+    p = P.predict(cfg, hardware, card)
+    return tiles_from_prediction(p, getattr(card, "num_classes", 1000)), p.latency.note
+
+
+# ----------------------------------------------------------------------------------------------- hardware
+def hardware_names() -> list[str]:
+    """Names of every hardware target, in the app's order."""
+    return [t.name for t in P.hardware_targets()]
+
+
+def check_hardware(name: str) -> str:
+    """``name`` if it is a hardware target, else ``ValueError`` with the library's one-line message."""
+    names = hardware_names()
+    if name not in names:
+        raise ValueError(f"hardware: unknown target {name!r}; choose from {', '.join(names)}")
+    return name
+
+
+def target(name: str) -> P.HardwareTarget:
+    """The hardware target called ``name`` (``ValueError`` if there is none)."""
+    check_hardware(name)
+    return next(t for t in P.hardware_targets() if t.name == name)
+
+
+# ----------------------------------------------------------------------------------------------- trade-off points
+@lru_cache(maxsize=32)
+def _sampled(hw: str, sha: str | None, width: float, classes: int) -> pd.DataFrame:
+    rng = random.Random(0)
+    cfgs = [SubnetConfig.random(rng) for _ in range(SAMPLED)]
+    spec = list(specialised())
+    allc = cfgs + [p.config for p in spec] + [SubnetConfig.largest(224), SubnetConfig.smallest(128)]
+    df = pd.DataFrame(dict(P.predict_batch(encode(allc), hw, sha, width, classes)))
+    df["cfg"] = [c.to_compact() for c in allc]
+    df["group"] = ["sampled subnets"] * len(cfgs) + ["OFA specialised (published)"] * len(spec) + ["sampled subnets"] * 2
+    df["name"] = ["random subnet"] * len(cfgs) + [p.name for p in spec] + ["largest", "smallest"]
+    return df
+
+
+def sampled_points(hardware: str, card) -> pd.DataFrame:
+    """Predictions (every ``predict_batch`` column, plus ``cfg``, ``group``, ``name``) for the app's fixed sample: 300
+    seeded random subnets, OFA's published specialised ones, the largest and the smallest."""
+    return _sampled(check_hardware(hardware), getattr(card, "sha256", None) or None, getattr(card, "width_mult", 1.2),
+                    getattr(card, "num_classes", 1000)).copy()
+
+
+@dataclass(frozen=True)
+class TradeoffPoints:
+    """The trade-off chart's data: columns x (latency, ms), y (accuracy, %), group, name, cfg; its axis titles;
+    a note when the asked accuracy axis had to be replaced."""
+
+    frame: pd.DataFrame
+    x_title: str
+    y_title: str
+    note: str = ""
+
+
+def tradeoff_points(cfg: SubnetConfig, hardware: str, card, axis: str = ACCURACY_AXES[0],
+                    extra: tuple[tuple[SubnetConfig, str, str], ...] = ()) -> TradeoffPoints:
+    """The sampled subnets plus ``cfg`` (group "current subnet") and any ``extra`` (config, group, name) points, on
+    ``axis`` (one of :data:`ACCURACY_AXES`) against latency on ``hardware``; rows without a latency are dropped."""
+    if axis not in AXIS_COLUMNS:
+        raise ValueError(f"accuracy axis: must be one of {', '.join(ACCURACY_AXES)}; got {axis!r}")
+    df = sampled_points(hardware, card)
+    more_cfgs = [(cfg, "current subnet", "current"), *extra]
+    more = pd.DataFrame(dict(P.predict_batch(encode([c for c, _, _ in more_cfgs]), hardware, getattr(card, "sha256", None) or None,
+                                             getattr(card, "width_mult", 1.2), getattr(card, "num_classes", 1000))))
+    more["cfg"] = [c.to_compact() for c, _, _ in more_cfgs]
+    more["group"] = [g for _, g, _ in more_cfgs]
+    more["name"] = [n for _, _, n in more_cfgs]
+    df = pd.concat([df, more], ignore_index=True)
+    col, note = AXIS_COLUMNS[axis], ""
+    if df[col].isna().all():
+        note = "No accuracy predictor is fitted for this supernet's weights yet; showing OFA's calibrated ImageNet prediction."
+        col, axis = AXIS_COLUMNS[ACCURACY_AXES[1]], ACCURACY_AXES[1]
+    frame = df.rename(columns={"latency_ms": "x", col: "y"})[["x", "y", "group", "name", "cfg"]].dropna().reset_index(drop=True)
+    return TradeoffPoints(frame, f"latency on {target(hardware).label} (ms)", f"{axis} top-1 (%)", note)
+
+
+# ----------------------------------------------------------------------------------------------- the app's link
+@dataclass(frozen=True)
+class AppLink:
+    """What a link (or a pasted config) sets: a config, a hardware target, an editor mode; None where it says nothing."""
+
+    config: SubnetConfig | None = None
+    hardware: str | None = None
+    mode: str | None = None
+
+
+def app_url(cfg: SubnetConfig, hardware: str, base: str = APP_URL, mode: str = "quick") -> str:
+    """The Streamlit app's link to ``cfg`` on ``hardware`` (its Explore page; ``mode`` is the editor shown there)."""
+    query = {"cfg": cfg.to_compact(), "hw": hardware}
+    if mode != "quick":
+        query["mode"] = mode
+    return f"{base.rstrip('/')}/{APP_PAGE}?{urlencode(query)}"
+
+
+def looks_like_link(text: str) -> bool:
+    """Whether ``text`` is a URL or a query string (rather than a config or a preset name)."""
+    t = text.strip()
+    return "://" in t or t.startswith("?") or "cfg=" in t or "hw=" in t
+
+
+def parse_app_url(url: str) -> AppLink:
+    """The config, hardware and mode of an app link (``…/explore?cfg=…&hw=…``, or just its query string).
+    ``ValueError`` with a one-line message when the link carries neither ``cfg`` nor ``hw``, or a bad value."""
+    if not isinstance(url, str):
+        raise ValueError(f"link: must be text; got {type(url).__name__}")
+    text = url.strip()
+    query = urlsplit(text).query if "?" in text or "://" in text else text
+    params = parse_qs(query, keep_blank_values=True)
+    if "cfg" not in params and "hw" not in params:
+        raise ValueError(f"link: no cfg or hw parameter in {text[:80]!r}; an app link looks like "
+                         f"{app_url(DEFAULT_CONFIG, DEFAULT_HARDWARE)}")
+    cfg = hw = mode = None
+    if "cfg" in params:
+        try:
+            cfg = SubnetConfig.parse(params["cfg"][0])
+        except ValueError as exc:
+            raise ValueError(f"The link's subnet config was not understood ({exc})") from None
+    if "hw" in params:
+        hw = check_hardware(params["hw"][0])
+    if "mode" in params and params["mode"][0] in MODES:
+        mode = params["mode"][0]
+    return AppLink(cfg, hw, mode)
+
+
+def read_config_text(text: str) -> AppLink:
+    """What a user pasted: an app link, a preset name, a compact config string, JSON or a .json file path."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("config: paste an app link, a preset name (largest, smallest, ...), a compact config string or JSON")
+    if looks_like_link(text):
+        return parse_app_url(text)
+    return AppLink(config=resolve(text))
