@@ -197,6 +197,37 @@ def test_pieces_stand_alone():
     assert chart.points.frame.query("group == 'current subnet'").iloc[0]["cfg"] == MID.to_compact()  # unchanged
 
 
+def test_chart_javascript_is_bundled_once_and_cached(tmp_path, monkeypatch):
+    """The offline chart bundle is written to the cache, and a new kernel (here: reset state) reads it back instead of
+    bundling again."""
+    import altair as alt
+
+    from app.jupyter import widgets as W
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(W, "_OFFLINE", [])
+    monkeypatch.setattr(alt.JupyterChart, "_esm", alt.JupyterChart._esm)
+    monkeypatch.setattr(alt.JupyterChart, "_is_offline", False)
+    bundled = "/* bundled */ export default {render() {}};"
+
+    def fake_bundle(cls=alt.JupyterChart):
+        cls._esm, cls._is_offline = bundled, True
+
+    monkeypatch.setattr(alt.JupyterChart, "enable_offline", fake_bundle)
+    assert W._offline_charts() and alt.JupyterChart._esm == bundled
+    [cached] = (tmp_path / "ofa-explorer").glob("jupyterchart-*.js")
+    assert cached.read_text("utf-8") == bundled
+
+    def must_not_bundle():
+        raise AssertionError("bundled again despite the cache")
+
+    monkeypatch.setattr(W, "_OFFLINE", [])
+    monkeypatch.setattr(alt.JupyterChart, "_esm", "online")
+    monkeypatch.setattr(alt.JupyterChart, "_is_offline", False)
+    monkeypatch.setattr(alt.JupyterChart, "enable_offline", must_not_bundle)
+    assert W._offline_charts() and alt.JupyterChart._esm == bundled and alt.JupyterChart._is_offline
+
+
 def test_lane_runs_only_the_latest_job():
     from concurrent.futures import ThreadPoolExecutor
 
@@ -219,14 +250,14 @@ def test_prefetch_in_the_background_then_classify_like_the_library():
 
     ex = Explorer(config="smallest", prefetch=True, chart=False)
     try:
-        ex.wait()  # the initial subnet's prefetch
+        initial = ex.prefetch_lane.latest()
         ex.controls.resolution.value = 132
         first = ex.prefetch_lane.latest()
-        ex.controls.resolution.value = 136  # within the pause: the first request is dropped
+        ex.controls.resolution.value = 136  # within the pause: the earlier requests are dropped
         assert not ex._is_kept(ex.config)  # nothing was extracted in the kernel's thread
         ex.wait()
-        assert first.result(0) is None and ex._is_kept(SubnetConfig.smallest(136))
-        assert not ex._is_kept(SubnetConfig.smallest(132))
+        assert initial.result(0) is None and first.result(0) is None and ex._is_kept(SubnetConfig.smallest(136))
+        assert not ex._is_kept(SubnetConfig.smallest(132)) and not ex._is_kept(SubnetConfig.smallest(128))
         assert "Subnet ready" in ex.classify_panel.status.value
 
         sample = ROOT / "assets" / "samples" / "golf_ball_1.jpg"
@@ -346,7 +377,7 @@ def test_jupyterlab_slider_changes_the_latency_tile(lab):
             after = value.inner_text()
             expected = P.predict(SubnetConfig.largest().replace(d=(3,) * 5), "note10", bundled_card()).latency.value
             assert after == f"{expected:.1f} ms" != before
-            assert "-d33333-" in page.locator(".ofa-compact").inner_text()
+            page.wait_for_function("() => document.querySelector('.ofa-compact').innerText.includes('-d33333-')", timeout=30_000)
             drawn = page.locator(".ofa-tradeoff svg").first
             drawn.wait_for(timeout=30_000)  # the chart's JavaScript came from the kernel (vl-convert), not a CDN
             assert drawn.bounding_box()["width"] > 300 and drawn.bounding_box()["height"] > 300

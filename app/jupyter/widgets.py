@@ -7,7 +7,9 @@ supernet or runs torch: a slider move costs a vectorised prediction (~1 ms) and,
 from __future__ import annotations
 
 import html
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Callable, Sequence
 
 import altair as alt
@@ -89,16 +91,38 @@ class Tiles(widgets.VBox):
 
 
 # ----------------------------------------------------------------------------------------------- chart
+def chart_cache_dir() -> Path:
+    """Where the bundled chart JavaScript is kept between kernels: $XDG_CACHE_HOME/ofa-explorer (default ~/.cache)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ofa-explorer"
+
+
 def _offline_charts() -> bool:
-    """Bundle JupyterChart's JavaScript locally (vl-convert), so charts draw without internet; once per process.
-    Without vl-convert-python the chart's JavaScript is loaded from a CDN (needs internet in the browser)."""
-    if not _OFFLINE:
+    """Bundle JupyterChart's JavaScript locally (vl-convert), so charts draw without internet, as
+    ``alt.JupyterChart.enable_offline()`` does; the bundle (~2 s of work) is cached on disk per version of altair and
+    vl-convert. Without vl-convert-python the JavaScript is loaded from a CDN (the browser then needs internet)."""
+    if _OFFLINE:
+        return _OFFLINE[0]
+    try:
+        import vl_convert as vlc
+        from altair.utils._importers import vl_version_for_vl_convert
+    except ImportError:
+        _OFFLINE.append(False)
+        return False
+    path = chart_cache_dir() / f"jupyterchart-altair{alt.__version__}-vlconvert{vlc.__version__}-{vl_version_for_vl_convert()}.js"
+    try:
+        alt.JupyterChart._esm = path.read_text("utf-8")
+        alt.JupyterChart._is_offline = True
+    except OSError:
+        alt.JupyterChart.enable_offline()
         try:
-            alt.JupyterChart.enable_offline()
-            _OFFLINE.append(True)
-        except ImportError:
-            _OFFLINE.append(False)
-    return _OFFLINE[0]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(alt.JupyterChart._esm, "utf-8")
+            tmp.replace(path)  # atomic: a kernel starting meanwhile reads the old state or the whole file
+        except OSError:
+            pass  # a read-only home: bundle again next time
+    _OFFLINE.append(True)
+    return True
 
 
 def picked_config(vl_selections: dict) -> str | None:
