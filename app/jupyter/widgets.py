@@ -220,6 +220,11 @@ def with_stages(cfg: SubnetConfig, depths: Sequence[int], kernels: Sequence[int]
     return cfg.replace(ks=ks, e=e, d=tuple(depths))
 
 
+def hardware_options() -> list[tuple[str, str]]:
+    """(label · kind, name) of every hardware target, for the picker."""
+    return [(f"{t.label} · {t.kind}", t.name) for t in hardware_targets()]
+
+
 class ConfigControls(widgets.VBox):
     """Hardware picker, presets, the editor mode (the four global sliders, or depth / kernel / expand per stage) and a
     box to paste an app link or a config. It holds no state of its own: ``show(cfg, hw, mode)`` sets the widgets,
@@ -232,9 +237,8 @@ class ConfigControls(widgets.VBox):
         self._callbacks: list[Callable[[shared.AppLink], None]] = []
         self._message_callbacks: list[Callable[[str], None]] = []
         self._cfg = shared.DEFAULT_CONFIG
-        targets = hardware_targets()
-        self.hardware = widgets.Dropdown(options=[(f"{t.label} · {t.kind}", t.name) for t in targets],
-                                         description="Hardware target", style=WIDE, layout=widgets.Layout(width="auto"))
+        self.hardware = widgets.Dropdown(options=hardware_options(), description="Hardware target", style=WIDE,
+                                         layout=widgets.Layout(width="auto"))
         self.preset = widgets.Dropdown(options=["—", *presets()], value="—", description="Presets", style=WIDE)
         self.mode = widgets.ToggleButtons(options=[(label, key) for key, label in self.MODE_LABELS.items()], value="quick",
                                           style={"button_width": "auto"})
@@ -317,6 +321,8 @@ class ConfigControls(widgets.VBox):
         self._cfg = cfg
         self._syncing = True
         try:
+            if hardware not in [name for _, name in self.hardware.options]:  # a target added since (calibrate-hardware)
+                self.hardware.options = hardware_options()
             self.hardware.value = hardware
             self.mode.value = mode if mode in self.MODE_LABELS else "quick"
             self.depth.value = most_common(cfg.d)
