@@ -77,3 +77,16 @@ def classify(subnet: nn.Module, image: Image.Image, card, topk: int = 5, open_wo
         heatmap, top = grad_cam_from_features(subnet, last, r, int(idx[0]))
         cam = Saliency(heatmap.numpy(), top, card.classes[top], time.perf_counter() - t_cam)
     return Classification([card.classes[i] for i in idx.tolist()], p.tolist(), idx.tolist(), seconds, r, decision, cam)
+
+
+def classify_onnx(model, image: Image.Image, card, topk: int = 5) -> Classification:
+    """Top-k of an ONNX subnet (:class:`app.quantize.OnnxSubnet`, e.g. the int8 one) on ``image``: the same
+    preprocessing as :func:`classify`; no open-world decision or saliency (those belong to the PyTorch subnet)."""
+    if topk < 1:
+        raise ValueError("topk must be at least 1")
+    t = time.perf_counter()
+    x = image_tensor(image, model.config.r, card.mean, card.std)
+    probs = torch.softmax(model(x)[0], dim=0)
+    p, idx = probs.topk(min(topk, probs.numel()))
+    return Classification([card.classes[i] for i in idx.tolist()], p.tolist(), idx.tolist(), time.perf_counter() - t,
+                          model.config.r)

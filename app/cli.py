@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from app.export import FORMATS
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
@@ -67,11 +69,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     names = args.hardware or [t.name for t in hardware_targets()]
     rows = []
     for hw in names:
-        p = predict(cfg, hw).to_dict()
+        p = predict(cfg, hw, precision=args.precision).to_dict()
         if args.format == "json":
             rows.append(p)
         else:
-            rows.append({"hardware": hw, "latency_ms": _num(p["latency"]["value"]), "energy_mj": _num(p["energy"]["value"]),
+            rows.append({"hardware": hw, "precision": args.precision, "accuracy": _num(p["accuracy_supernet"]["value"]),
+                         "latency_ms": _num(p["latency"]["value"]), "energy_mj": _num(p["energy"]["value"]),
+                         "energy_device_mj": _num(p["energy_device"]["value"]),
                          "imagenet_val_top1": _num(p["accuracy_imagenet_val"]["value"]), "macs_M": _num(p["macs"]["value"]),
                          "params_M": _num(p["params"]["value"]), "latency_source": p["latency"]["source"]})
     _emit(rows, args.format)
@@ -230,8 +234,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     net = load_supernet(args.supernet)
     sub = net.extract(_config(args.config), calibrate=True)
-    path = export_to(sub, net.card, args.format, args.out)
+    path, check = export_to(sub, net.card, args.format, args.out)
     print(path)
+    print(f"verified: {check}", file=sys.stderr)
     return 0
 
 
@@ -350,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="predicted accuracy, latency and energy of a config")
     pr.add_argument("--config", required=True, help=cfg_help)
     pr.add_argument("--hardware", action="append", help="target name (repeatable; default: all)")
+    pr.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                    help="int8: accuracy corrected by measured int8 configs, int8 energies, latency only where measured in int8")
     pr.add_argument("--format", **fmt)
     pr.set_defaults(func=_cmd_predict)
 
@@ -399,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="export a subnet (verified against the live one)")
     ex.add_argument("--config", required=True, help=cfg_help)
-    ex.add_argument("--format", choices=["state_dict", "torchscript", "pt2", "onnx"], default="state_dict")
+    ex.add_argument("--format", choices=list(FORMATS), default="state_dict",
+                    help="onnx-int8: static int8 quantization (onnxruntime), verified on real images against fp32")
     ex.add_argument("--out", required=True, help="output file or directory")
     ex.add_argument("--supernet")
     ex.set_defaults(func=_cmd_export)

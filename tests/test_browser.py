@@ -253,3 +253,26 @@ def test_clicking_a_point_on_the_tradeoff_chart_loads_it_into_the_page_and_the_u
     assert cfg != "r224-d44444-k77777777777777777777-e66666666666666666666"
     assert page.get_by_text(cfg, exact=True).count() >= 1  # the page shows the subnet the URL names
     page.close()
+
+
+def test_precision_control_changes_the_shown_latency_and_keeps_it_in_the_url(server, browser):
+    """Explore's Precision control: int8 on the Note10 (no int8 measurement) replaces the latency by "n/a" and says why;
+    the URL carries prec=int8, and opening that URL shows int8 again."""
+    page = browser.new_page()
+    _goto(page, server + "/?hw=note10")
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=90_000)
+    latency = page.locator('[data-testid="stMetric"]').filter(has_text="Latency").locator('[data-testid="stMetricValue"]')
+    before = latency.inner_text()
+    assert before.endswith("ms")
+    page.get_by_role("radiogroup", name="Precision").get_by_text("int8", exact=True).click()
+    page.wait_for_function("() => location.href.includes('prec=int8')", timeout=60_000)
+    _wait_idle(page)
+    assert latency.inner_text() == "n/a"
+    assert page.get_by_text("no int8 measurement for this target").first.is_visible()
+    url = page.url
+    page.close()
+    page = browser.new_page()
+    _goto(page, url)
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=90_000)
+    assert page.get_by_role("radiogroup", name="Precision").get_by_role("radio", name="int8").is_checked()
+    page.close()

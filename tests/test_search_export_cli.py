@@ -67,7 +67,8 @@ def test_search_on_the_bundled_supernets_predictor():
 def test_export_round_trips(fmt, tmp_path):
     net = app.weights.placeholder_supernet(1.0, seed=2)
     sub = net.extract(app.SubnetConfig.random(11), calibrate=True)
-    name, data, _ = export_bytes(sub, net.card, fmt)  # verifies internally
+    name, data, _, check = export_bytes(sub, net.card, fmt)  # verifies internally
+    assert "checked against the live subnet" in check
     (tmp_path / name).write_bytes(data)
     x = torch.randn(1, 3, sub.config.r, sub.config.r)
     with torch.no_grad():

@@ -7,7 +7,7 @@
     ex.config, ex.subnet, ex.url()
 
 The pieces also stand alone: ``Tiles(config, hardware)``, ``TradeoffChart(config, hardware)``. Every number comes
-from the same functions as the app (:mod:`app.jupyter.shared`), so the notebook and the app cannot disagree.
+from the same functions as the app (:mod:`app.display`), so the notebook and the app cannot disagree.
 Needs ipywidgets and anywidget (``pip install -r requirements-dev.txt``); vl-convert-python lets the chart draw offline.
 """
 
@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "install them with: pip install -r requirements-dev.txt") from None
 
 from app.jupyter.explorer import Explorer
-from app.jupyter.shared import AppLink, Tile, app_url, metric_tiles, parse_app_url, tradeoff_points
+from app.display import AppLink, Tile, app_url, metric_tiles, parse_app_url, tradeoff_points
 from app.jupyter.widgets import ClassifyPanel, ConfigControls, Tiles, TradeoffChart
 
 __all__ = ["Explorer", "Tiles", "TradeoffChart", "ConfigControls", "ClassifyPanel", "Tile", "AppLink",

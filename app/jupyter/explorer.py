@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from app.jupyter import shared
+from app import display as shared
 from app.jupyter.background import Lane
 from app.jupyter.widgets import ClassifyPanel, ConfigControls, Tiles, TradeoffChart, default_card, message_html, png_bytes
 from app.presets import resolve

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import altair as alt
 import ipywidgets as widgets
 
-from app.jupyter import shared
+from app import display as shared
 from app.predictors import hardware_targets
 from app.presets import presets, resolve
 from app.space import (
@@ -228,7 +228,7 @@ def hardware_options() -> list[tuple[str, str]]:
 class ConfigControls(widgets.VBox):
     """Hardware picker, presets, the editor mode (the four global sliders, or depth / kernel / expand per stage) and a
     box to paste an app link or a config. It holds no state of its own: ``show(cfg, hw, mode)`` sets the widgets,
-    and each user edit calls the ``on_request`` callbacks with an :class:`~app.jupyter.shared.AppLink` (or a message)."""
+    and each user edit calls the ``on_request`` callbacks with an :class:`~app.display.AppLink` (or a message)."""
 
     MODE_LABELS = {"quick": "Quick (global sliders)", "stage": "Per stage"}
 

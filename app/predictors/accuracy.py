@@ -201,6 +201,14 @@ def _cv_rmse(X: np.ndarray, y: np.ndarray, folds: list[np.ndarray], always: np.n
     return float(np.sqrt(np.mean(err)))
 
 
+def heldout_split(current: np.ndarray, seed: int = 0, held_out: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(fitted, held-out) row indices of the rows ``current`` (measured on the weights predicted for): a seeded
+    ``held_out`` share is kept out of the fit."""
+    perm = current[np.random.default_rng(seed).permutation(len(current))]
+    n_train = int(round((1 - held_out) * len(current)))
+    return np.sort(perm[:n_train]), perm[n_train:]
+
+
 def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out: float = 0.2,
                            prior: np.ndarray | None = None) -> dict:
     """Fit the two-stage model of measured top-1 ``y`` on features ``X``: a seeded ``held_out`` share of
@@ -211,9 +219,8 @@ def fit_supernet_predictor(X: np.ndarray, y: np.ndarray, seed: int = 0, held_out
     Kendall's tau (``heldout`` is None when ``held_out`` leaves no row out)."""
     earlier = np.flatnonzero(prior >= 0) if prior is not None else np.zeros(0, dtype=int)
     current = np.setdiff1d(np.arange(len(y)), earlier)
-    perm = current[np.random.default_rng(seed).permutation(len(current))]
-    n_train = int(round((1 - held_out) * len(current)))
-    tr_current, te = np.sort(perm[:n_train]), perm[n_train:]
+    tr_current, te = heldout_split(current, seed, held_out)
+    n_train = len(tr_current)
     folds = np.array_split(np.random.default_rng(seed + 1).permutation(tr_current), 5)
     cv_ridge = {lam: _cv_rmse(X, y, folds, earlier, lam=lam, gamma=0.0, kernel_lam=None) for lam in RIDGE_STRENGTHS}
     lam = min(cv_ridge, key=cv_ridge.get)

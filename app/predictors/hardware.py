@@ -18,7 +18,8 @@ import numpy as np
 from app.costs import cost_batch
 from app.predictors import accuracy as acc
 from app.predictors.encoding import ConfigArrays, encode
-from app.predictors.energy import DEFAULT_GRID_G_PER_KWH, HOROWITZ, carbon_g_per_1000, op_energy_mj
+from app.predictors.energy import (DEFAULT_GRID_G_PER_KWH, HOROWITZ, batch_of, carbon_g_per_1000, device_energy_mj, device_power,
+                                   op_energy_mj)
 from app.predictors.latency_lut import LatencyTable
 from app.predictors.records import HardwareTarget, Metric, Prediction
 from app.space import SubnetConfig
@@ -133,35 +134,60 @@ def _lookup(name: str) -> tuple[HardwareTarget, LatencyModel]:
     return reg[name]
 
 
+ALL_KEYS = ("latency_ms", "energy_mj", "energy_device_mj", "macs", "params", "accuracy_imagenet_holdout",
+            "accuracy_imagenet_val", "accuracy_supernet")
+INT8_TARGETS = ("ultra96",)  # targets whose published latencies are int8 measurements (the DPU runs int8 only)
+
+
+def has_latency(hardware: str, precision: str) -> bool:
+    """Whether target ``hardware`` has latency figures at ``precision``: int8 only where int8 was measured, fp32
+    everywhere but on int8-only devices (whose published int8 figures are shown for fp32 too, labelled so)."""
+    return precision == "fp32" or hardware in INT8_TARGETS
+
+
 def batch_scorer(
     hardware: str,
     keys: Sequence[str] | None = None,
     supernet_sha256: str | None = None,
     width_mult: float = 1.2,
     num_classes: int = 1000,
+    precision: str = "fp32",
 ):
-    """A function ConfigArrays -> {key: array} computing only ``keys`` (all when None), the target resolved once.
+    """A function ConfigArrays -> {key: array} computing only ``keys`` (all of :data:`ALL_KEYS` when None), the
+    target resolved once, at ``precision`` (fp32 or int8: int8 changes the supernet accuracy (fp32 prediction +
+    measured int8 correction), the operation-count energy and the latency (NaN where the target has no int8 figures).
 
-    Keys: latency_ms, energy_mj, macs, params, accuracy_imagenet_holdout, accuracy_imagenet_val,
-    accuracy_supernet (NaN where a value cannot be given).
+    Keys: latency_ms, energy_mj (operation counts), energy_device_mj (device power x latency), macs, params,
+    accuracy_imagenet_holdout, accuracy_imagenet_val, accuracy_supernet (NaN where a value cannot be given).
     """
     _, model = _lookup(hardware)
-    wanted = set(keys) if keys is not None else {"latency_ms", "energy_mj", "macs", "params", "accuracy_imagenet_holdout",
-                                                  "accuracy_imagenet_val", "accuracy_supernet"}
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision: choose fp32 or int8; got {precision!r}")
+    wanted = set(keys) if keys is not None else set(ALL_KEYS)
     doc = acc.supernet_predictor(supernet_sha256) if supernet_sha256 and "accuracy_supernet" in wanted else None
+    correction = None
+    if doc and precision == "int8":
+        from app.predictors.int8 import int8_correction
+
+        correction = int8_correction(supernet_sha256)
     cal = acc.imagenet_val_calibration() if "accuracy_imagenet_val" in wanted else None
+    latency_known = has_latency(hardware, precision)
 
     def score(a: ConfigArrays) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        if "latency_ms" in wanted:
-            out["latency_ms"] = model.batch(a)
+        if wanted & {"latency_ms", "energy_device_mj"}:
+            lat = model.batch(a) if latency_known else np.full(len(a), np.nan)
+            if "latency_ms" in wanted:
+                out["latency_ms"] = lat
+            if "energy_device_mj" in wanted:
+                out["energy_device_mj"] = device_energy_mj(lat, hardware)
         if wanted & {"macs", "energy_mj"} or doc:
             macs = cost_batch(a, "macs", width_mult, num_classes)
             if "macs" in wanted:
                 out["macs"] = macs
             if "energy_mj" in wanted:
                 words = cost_batch(a, "words", width_mult, num_classes)
-                out["energy_mj"] = op_energy_mj(macs, words)
+                out["energy_mj"] = op_energy_mj(macs, words, precision)
         if "params" in wanted:
             out["params"] = cost_batch(a, "params", width_mult, num_classes)
         if wanted & {"accuracy_imagenet_holdout", "accuracy_imagenet_val"}:
@@ -170,7 +196,10 @@ def batch_scorer(
             if cal is not None:
                 out["accuracy_imagenet_val"] = cal(holdout)
         if "accuracy_supernet" in wanted:
-            out["accuracy_supernet"] = acc.supernet_top1(doc, a, macs) if doc else np.full(len(a), np.nan)
+            top1 = acc.supernet_top1(doc, a, macs) if doc else np.full(len(a), np.nan)
+            if precision == "int8":
+                top1 = top1 + correction.drop(a, macs) if correction is not None else np.full(len(a), np.nan)
+            out["accuracy_supernet"] = top1
         return out
 
     return score
@@ -182,10 +211,11 @@ def predict_batch(
     supernet_sha256: str | None = None,
     width_mult: float = 1.2,
     num_classes: int = 1000,
+    precision: str = "fp32",
 ) -> dict[str, np.ndarray]:
     """Vectorised predictions for many configs (see :func:`batch_scorer` for the keys)."""
     a = cfgs if isinstance(cfgs, ConfigArrays) else encode(cfgs)
-    return batch_scorer(hardware, None, supernet_sha256, width_mult, num_classes)(a)
+    return batch_scorer(hardware, None, supernet_sha256, width_mult, num_classes, precision)(a)
 
 
 def predict(
@@ -193,9 +223,11 @@ def predict(
     hardware: str = "note10",
     supernet_card=None,
     grid_g_per_kwh: float = DEFAULT_GRID_G_PER_KWH,
+    precision: str = "fp32",
 ) -> Prediction:
-    """Everything predicted for one config on one target, each number with its source. ``supernet_card``: the
-    supernet whose accuracy to predict (default: the bundled one, read from its card without loading weights)."""
+    """Everything predicted for one config on one target at ``precision`` (fp32 or int8), each number with its
+    source. ``supernet_card``: the supernet whose accuracy to predict (default: the bundled one, read from its card
+    without loading weights)."""
     cfg = SubnetConfig.parse(cfg)
     target, model = _lookup(hardware)
     if supernet_card is None:
@@ -203,27 +235,25 @@ def predict(
     sha = getattr(supernet_card, "sha256", None)
     classes = getattr(supernet_card, "num_classes", 1000)
     width = getattr(supernet_card, "width_mult", 1.2)
-    b = predict_batch([cfg], hardware, sha, width, classes)
+    b = predict_batch([cfg], hardware, sha, width, classes, precision)
     lat = float(b["latency_ms"][0])
-    lat_metric = Metric(None if np.isnan(lat) else lat, "ms", target.source, target.kind, model.note(cfg.r))
+    lat_metric = Metric(None if np.isnan(lat) else lat, "ms", target.source, target.kind, _latency_note(hardware, precision, model, cfg.r))
     energy = float(b["energy_mj"][0])
-    energy_metric = Metric(energy, "mJ", f"energy: model, {HOROWITZ}", "model",
-                           "operation counts of this subnet (same on every target); DRAM traffic assumes no reuse")
+    energy_metric = Metric(energy, "mJ", f"energy: model, {HOROWITZ[precision]}", "model",
+                           f"operation counts of this subnet in {precision} (same on every target); DRAM traffic assumes no reuse")
     carbon = Metric(carbon_g_per_1000(energy, grid_g_per_kwh), "g CO2e / 1000 inferences",
                     f"energy model × grid {grid_g_per_kwh:.0f} g CO2e/kWh", "model")
     ofa_note = "" if width == 1.2 else "OFA's predictor describes the w1.2 space; this supernet is w1.0"
     holdout = Metric(float(b["accuracy_imagenet_holdout"][0]), "%", OFA_HOLDOUT_SOURCE, "model",
-                     ofa_note or "top-1 on OFA's 10K holdout from ImageNet train: runs above val top-1")
+                     ofa_note or "top-1 on OFA's 10K holdout from ImageNet train: runs above val top-1; fp32")
     cal = acc.imagenet_val_calibration()
     val = Metric(float(b["accuracy_imagenet_val"][0]), "%", f"OFA predictor calibrated to published val top-1 of {cal.n} specialised subnets",
-                 "model", f"calibration error ±{cal.loo_mae:.1f} pp (leave-one-out MAE)")
+                 "model", f"calibration error ±{cal.loo_mae:.1f} pp (leave-one-out MAE); fp32")
     sup = float(b["accuracy_supernet"][0])
-    sup_metric = Metric(None if np.isnan(sup) else sup, "%", SUPERNET_SOURCE, "model", _supernet_note(sha) if not np.isnan(sup)
-                        else "no accuracy predictor fitted for this supernet's weights yet")
     return Prediction(
         config=cfg.to_compact(),
         hardware=hardware,
-        accuracy_supernet=sup_metric,
+        accuracy_supernet=_supernet_metric(sup, sha, precision),
         accuracy_imagenet_holdout=holdout,
         accuracy_imagenet_val=val,
         latency=lat_metric,
@@ -231,7 +261,43 @@ def predict(
         carbon_per_1000=carbon,
         macs=Metric(float(b["macs"][0]) / 1e6, "M", "counted here (OFA's rules)", "measured"),
         params=Metric(float(b["params"][0]) / 1e6, "M", "counted here (OFA's rules)", "measured"),
+        energy_device=_device_energy_metric(float(b["energy_device_mj"][0]), hardware, target, precision),
+        precision=precision,
     )
+
+
+def _latency_note(hardware: str, precision: str, model: LatencyModel, r: int) -> str:
+    note = model.note(r)
+    if hardware in INT8_TARGETS:
+        return "; ".join(filter(None, [note, "this device runs int8 only: its published latencies are int8 measurements"
+                                       + (" (shown for fp32 too)" if precision == "fp32" else "")]))
+    if precision == "int8":
+        return ("no int8 measurement for this target: its figures are fp32 (onnxruntime int8 on this machine is measured "
+                "on demand in Explore)")
+    return note
+
+
+def _supernet_metric(value: float, sha: str | None, precision: str) -> Metric:
+    if precision == "int8":
+        from app.predictors.int8 import int8_correction
+
+        corr = int8_correction(sha) if sha else None
+        if corr is None or np.isnan(value):
+            return Metric(None, "%", SUPERNET_SOURCE, "model", "no int8 measurements for this supernet's weights yet")
+        return Metric(value, "%", corr.source, "model", f"int8 (static post-training quantization). fp32 predictor: {_supernet_note(sha)}")
+    return Metric(None if np.isnan(value) else value, "%", SUPERNET_SOURCE, "model",
+                  _supernet_note(sha) if not np.isnan(value) else "no accuracy predictor fitted for this supernet's weights yet")
+
+
+def _device_energy_metric(value: float, hardware: str, target: HardwareTarget, precision: str) -> Metric:
+    power = device_power(hardware)
+    if power is None:
+        return Metric(None, "mJ", "device power × latency", "model", "no power figure for this device")
+    per = f" / {batch_of(hardware)} images per batch" if batch_of(hardware) > 1 else ""
+    source = f"device power × latency: {power.watts:g} W ({power.kind}: {power.source}) × {target.label} latency{per}"
+    if np.isnan(value):
+        return Metric(None, "mJ", source, "model", f"no {precision} latency for this target")
+    return Metric(value, "mJ", source, "model", f"{precision}; {power.kind} power: active power while the network runs")
 
 
 @lru_cache(maxsize=1)

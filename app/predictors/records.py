@@ -35,8 +35,6 @@ class HardwareTarget:
     source: str
     resolutions: tuple[int, int]  # valid input resolutions (inclusive)
     width_mult: float | None = 1.2  # supernet width the data describes (None: any)
-    power_watts: float | None = None  # for the energy model
-    power_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,11 +51,14 @@ class Prediction:
     carbon_per_1000: Metric
     macs: Metric
     params: Metric
+    energy_device: Metric | None = None  # this device's power x its latency (None: not computed)
+    precision: str = "fp32"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"config": self.config, "hardware": self.hardware}
+        out: dict[str, Any] = {"config": self.config, "hardware": self.hardware, "precision": self.precision}
         for name in ("accuracy_supernet", "accuracy_imagenet_holdout", "accuracy_imagenet_val", "latency", "energy",
-                     "carbon_per_1000", "macs", "params"):
-            out[name] = getattr(self, name).to_dict()
+                     "energy_device", "carbon_per_1000", "macs", "params"):
+            m = getattr(self, name)
+            out[name] = m.to_dict() if m is not None else None
         return out

@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from app.classify import classify
+from app.classify import classify, classify_onnx
 from app.data import ImageError, load_image
 from app.space import SubnetConfig
 from app.ui import charts, resources, state
@@ -49,6 +49,19 @@ def _source_image():
     except ImageError as exc:
         st.error(f"Cannot classify {desc}: {exc}")
         return None, None
+
+
+def _int8(sub, image, card):
+    """The int8 version of the current subnet's answer (quantized once per config and process), or None with an error."""
+    from app import quantize
+
+    try:
+        with st.spinner("Quantizing the subnet to int8 (once per subnet)…"):
+            model = quantize.int8_subnet(sub, card)
+    except quantize.QuantizationError as exc:
+        st.error(str(exc))
+        return None
+    return classify_onnx(model, image, card)
 
 
 def _class_gallery(card) -> None:
@@ -119,7 +132,10 @@ def render() -> None:
     st.info(f"The supernet `{card.name}` knows **{card.num_classes} classes**. For any other object it says so "
             "(“Not one of the classes”) and still shows, greyed, what the subnet would have answered.")
     _class_gallery(card)
-    st.caption(f"Current subnet: `{cfg.to_compact()}` (edit it on the Explore page).")
+    top = st.columns([3, 1])
+    top[0].caption(f"Current subnet: `{cfg.to_compact()}` (edit it on the Explore page).")
+    with top[1]:
+        precision = state.precision_picker("prec_pick_classify")
     image, desc = _source_image()
     if image is None:
         _ood_chart()
@@ -137,11 +153,17 @@ def render() -> None:
         total = time.perf_counter() - t0
         verdict(result.open_world, card.num_classes, f"**{result.top1}** ({result.probabilities[0]:.0%})")
         demoted = result.in_classes is False
-        a, b = st.columns(2)
-        with a:
-            st.markdown(f"**Current subnet** at {cfg.r}px: {result.headline(card.num_classes)}")
+        int8_result = _int8(sub, image, card) if precision == "int8" else None
+        cols = st.columns(3 if int8_result is not None else 2)
+        with cols[0]:
+            st.markdown(f"**Current subnet** at {cfg.r}px{' (fp32)' if int8_result else ''}: {result.headline(card.num_classes)}")
             st.altair_chart(charts.topk_chart(result.labels, result.probabilities, demoted=demoted), width="stretch")
-        with b:
+        if int8_result is not None:
+            with cols[1]:
+                st.markdown(f"**Current subnet, int8**: {int8_result.top1} ({int8_result.probabilities[0]:.0%}) · "
+                            f"{int8_result.seconds * 1000:.0f} ms here")
+                st.altair_chart(charts.topk_chart(int8_result.labels, int8_result.probabilities, demoted=demoted), width="stretch")
+        with cols[-1]:
             st.markdown(f"**Largest subnet** at {cfg.r}px: {big_result.headline(card.num_classes)}")
             st.altair_chart(charts.topk_chart(big_result.labels, big_result.probabilities, demoted=demoted), width="stretch")
         st.caption(

@@ -38,9 +38,9 @@ def _preset_picker() -> None:
                  format_func=lambda n: n if n == "—" else f"{n}", help="Largest, smallest, or one of OFA's published specialised subnets.")
 
 
-def _metric_tiles(cfg: SubnetConfig, hw: str) -> float:
+def _metric_tiles(cfg: SubnetConfig, hw: str, precision: str) -> float:
     t = time.perf_counter()
-    tiles = metrics.tiles(cfg, hw, resources.supernet().card)
+    tiles = metrics.tiles(cfg, hw, resources.supernet().card, precision)
     seconds = time.perf_counter() - t
     per_row = 3  # six tiles in two rows: values stay readable beside the sidebar
     for start in range(0, len(tiles), per_row):
@@ -51,9 +51,9 @@ def _metric_tiles(cfg: SubnetConfig, hw: str) -> float:
     return seconds
 
 
-def _tradeoff(cfg: SubnetConfig, hw: str) -> None:
+def _tradeoff(cfg: SubnetConfig, hw: str, precision: str) -> None:
     acc_choice = st.radio("Accuracy axis", metrics.ACCURACY_AXES, horizontal=True, key="acc_axis")
-    frame, x_title, y_title = metrics.tradeoff_points(cfg, hw, acc_choice, state.pins())
+    frame, x_title, y_title = metrics.tradeoff_points(cfg, hw, acc_choice, state.pins(), precision)
     if frame.empty:
         st.info("No latency prediction for this hardware in the current resolution range; pick another target.")
         return
@@ -74,12 +74,14 @@ def _tradeoff(cfg: SubnetConfig, hw: str) -> None:
 def render() -> None:
     net = resources.supernet()
     st.title("Explore the Once-for-All supernet")
-    top = st.columns([2, 2, 1])
+    top = st.columns([3, 3, 2, 2])
     with top[0]:
         hw = _hardware_picker()
     with top[1]:
         _preset_picker()
     with top[2]:
+        precision = state.precision_picker("prec_pick")
+    with top[3]:
         st.write("")
         if st.button("Pin for Compare", icon=":material/push_pin:", width="stretch"):
             st.toast("Pinned." if state.pin(state.config()) else "Already pinned (or 6 pins already).")
@@ -88,12 +90,12 @@ def render() -> None:
         cfg = _editor()
     with right:
         st.markdown(f"**Subnet** `{cfg.to_compact()}`")
-        seconds = _metric_tiles(cfg, hw)
+        seconds = _metric_tiles(cfg, hw, precision)
         st.altair_chart(charts.architecture_chart(cfg, net.card.width_mult), width="stretch")
         st.caption(f"Server time for the metrics: {seconds * 1000:.1f} ms. Bars: hidden channels of each block "
                    "(expand ratio × input channels), colour: kernel size; dashed: blocks skipped by depth.")
-    _tradeoff(cfg, hw)
-    _measure_and_export(cfg)
+    _tradeoff(cfg, hw, precision)
+    _measure_and_export(cfg, precision)
     resources.prefetch_statistics(cfg)  # so that Classify / Compare find this subnet calibrated
 
 
@@ -103,8 +105,12 @@ def _editor() -> SubnetConfig:
     return config_editor()
 
 
-def _measure_and_export(cfg: SubnetConfig) -> None:
+def _measure_and_export(cfg: SubnetConfig, precision: str) -> None:
     net = resources.supernet()
+    with st.expander("Measure int8 against fp32 on this machine", expanded=precision == "int8"):
+        from app.ui import precision_view
+
+        precision_view.render(cfg)
     with st.expander("Measure this subnet's accuracy here (on demand)"):
         n = metrics.measurement_set_size()
         if n == 0:

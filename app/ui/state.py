@@ -66,6 +66,24 @@ def set_hardware(name: str) -> None:
     st.query_params["hw"] = name
 
 
+PRECISIONS = ("fp32", "int8")
+
+
+def precision() -> str:
+    """The numeric precision the pages show (URL ``prec``): fp32 or int8."""
+    return param("prec", "fp32", str, lambda v: v in PRECISIONS)
+
+
+def precision_picker(key: str) -> str:
+    """A horizontal fp32 / int8 choice bound to the URL's ``prec`` (one value for every page)."""
+    current = precision()
+    st.session_state[key] = current
+    st.radio("Precision", PRECISIONS, key=key, horizontal=True, on_change=lambda: set_param("prec", st.session_state[key]),
+             help="fp32: the network as trained. int8: static post-training quantization with onnxruntime (weights and "
+                  "activations in 8 bits), measured here for accuracy, size and latency on this machine's CPU.")
+    return current
+
+
 def param(name: str, default, parse: Callable[[str], object], valid: Callable[[object], bool] = lambda v: True):
     """A page parameter from session state / URL, validated; bad URL values warn and fall back."""
     key = f"p_{name}"

@@ -1,8 +1,7 @@
-"""What the notebook explorer shows exactly as the Streamlit app does: the metric tiles' text, the trade-off
-chart's points and the app's link (``?cfg=…&hw=…``). No widgets, no torch: numbers come from
+"""What every front end shows about a config — the Streamlit app (:mod:`app.ui.metrics`) and the notebook explorer
+(:mod:`app.jupyter`) read it here, so they cannot disagree: the metric tiles (value, source, tooltip), the trade-off
+chart's points and the app's link (``?cfg=…&hw=…``). No Streamlit, no widgets, no torch: numbers come from
 :func:`app.predictors.predict` / :func:`~app.predictors.predict_batch`, configs from :mod:`app.space`.
-
-``tests/test_jupyter.py`` checks that these agree with the app's own ``app/ui/metrics.py``.
 """
 
 from __future__ import annotations
@@ -50,27 +49,42 @@ def _kind_label(m: P.Metric) -> str:
 
 
 def tiles_from_prediction(p: P.Prediction, num_classes: int) -> list[Tile]:
-    """The six tiles of a prediction (accuracy, ImageNet top-1, latency, energy, MACs, params), worded as the app's."""
+    """The tiles of a prediction: accuracy, ImageNet top-1, latency, energy by operation counts, energy on the
+    device, MACs, params; the sources of the numbers the precision changes name it (fp32 / int8)."""
+    prec = p.precision
     acc_title = "Accuracy (Imagenette)" if num_classes == 10 else "Accuracy (this supernet)"
+    acc_source = p.accuracy_supernet.source.split(" (")[0] if prec == "fp32" else "int8: fp32 predictor + measured int8 correction"
+    dev = p.energy_device
     return [
-        Tile(acc_title, _fmt(p.accuracy_supernet, "{:.1f}%"), p.accuracy_supernet.source.split(" (")[0],
-             f"{p.accuracy_supernet.source}. {p.accuracy_supernet.note}"),
-        Tile("ImageNet top-1 (OFA)", _fmt(p.accuracy_imagenet_val, "{:.1f}%"), "OFA predictor, calibrated to val",
+        Tile(acc_title, _fmt(p.accuracy_supernet, "{:.1f}%"), acc_source, f"{p.accuracy_supernet.source}. {p.accuracy_supernet.note}"),
+        Tile("ImageNet top-1 (OFA)", _fmt(p.accuracy_imagenet_val, "{:.1f}%"), "OFA predictor, calibrated to val, fp32",
              f"{p.accuracy_imagenet_val.source}; {p.accuracy_imagenet_val.note}. Raw OFA prediction (10K holdout from "
              f"ImageNet train, runs above val): {_fmt(p.accuracy_imagenet_holdout, '{:.1f}%')}. Describes OFA's official "
              "w1.2 supernet, not the bundled one."),
-        Tile("Latency", _fmt(p.latency, "{:.1f} ms"), _kind_label(p.latency), f"{p.latency.source}. {p.latency.note}"),
-        Tile("Energy", _fmt(p.energy, "{:.2f} mJ"), "model, Horowitz 2014", f"{p.energy.source}. {p.energy.note}. "
-             f"Carbon: {p.carbon_per_1000.value:.2g} g CO2e per 1,000 inferences ({p.carbon_per_1000.source})."),
+        Tile("Latency", _fmt(p.latency, "{:.1f} ms"),
+             f"{_kind_label(p.latency)} · {prec}" if p.latency.value is not None else f"no {prec} measurement for this target",
+             f"{p.latency.source}. {p.latency.note}"),
+        Tile("Energy", _fmt(p.energy, "{:.2f} mJ"), f"model, Horowitz 2014 · {prec}",
+             f"{p.energy.source}. {p.energy.note}. Carbon: {p.carbon_per_1000.value:.2g} g CO2e per 1,000 inferences "
+             f"({p.carbon_per_1000.source})."),
+        Tile("Energy on this device", _fmt(dev, "{:.2f} mJ"), _device_label(dev), f"{dev.source}. {dev.note}."),
         Tile("MACs", _fmt(p.macs, "{:.0f} M"), "counted, OFA's rules", "Multiply-accumulates at this resolution, with this supernet's classifier head."),
         Tile("Params", _fmt(p.params, "{:.2f} M"), "counted, OFA's rules", "Parameters of the extracted subnet (with this supernet's classifier head)."),
     ]
 
 
-def metric_tiles(cfg: SubnetConfig, hardware: str, card) -> tuple[list[Tile], str]:
-    """(tiles, latency note) of ``cfg`` on ``hardware`` for the supernet of ``card``; the note is empty unless the
-    latency needs one (e.g. a resolution outside the target's tables). ``ValueError`` for an unknown target."""
-    p = P.predict(cfg, hardware, card)
+def _device_label(m: P.Metric) -> str:
+    """"power × latency, rated power" (the kind of the power figure), or why there is no value."""
+    if m.value is None:
+        return m.note
+    kind = m.source.split("W (", 1)[1].split(":", 1)[0] if "W (" in m.source else "model"
+    return f"power × latency, {kind} power"
+
+
+def metric_tiles(cfg: SubnetConfig, hardware: str, card, precision: str = "fp32") -> tuple[list[Tile], str]:
+    """(tiles, latency note) of ``cfg`` on ``hardware`` at ``precision`` for the supernet of ``card``; the note is empty
+    unless the latency needs one (e.g. a resolution outside the target's tables). ``ValueError`` for an unknown target."""
+    p = P.predict(cfg, hardware, card, precision=precision)
     return tiles_from_prediction(p, getattr(card, "num_classes", 1000)), p.latency.note
 
 
@@ -96,23 +110,23 @@ def target(name: str) -> P.HardwareTarget:
 
 # ----------------------------------------------------------------------------------------------- trade-off points
 @lru_cache(maxsize=32)
-def _sampled(hw: str, sha: str | None, width: float, classes: int) -> pd.DataFrame:
+def _sampled(hw: str, sha: str | None, width: float, classes: int, precision: str) -> pd.DataFrame:
     rng = random.Random(0)
     cfgs = [SubnetConfig.random(rng) for _ in range(SAMPLED)]
     spec = list(specialised())
     allc = cfgs + [p.config for p in spec] + [SubnetConfig.largest(224), SubnetConfig.smallest(128)]
-    df = pd.DataFrame(dict(P.predict_batch(encode(allc), hw, sha, width, classes)))
+    df = pd.DataFrame(dict(P.predict_batch(encode(allc), hw, sha, width, classes, precision)))
     df["cfg"] = [c.to_compact() for c in allc]
     df["group"] = ["sampled subnets"] * len(cfgs) + ["OFA specialised (published)"] * len(spec) + ["sampled subnets"] * 2
     df["name"] = ["random subnet"] * len(cfgs) + [p.name for p in spec] + ["largest", "smallest"]
     return df
 
 
-def sampled_points(hardware: str, card) -> pd.DataFrame:
+def sampled_points(hardware: str, card, precision: str = "fp32") -> pd.DataFrame:
     """Predictions (every ``predict_batch`` column, plus ``cfg``, ``group``, ``name``) for the app's fixed sample: 300
-    seeded random subnets, OFA's published specialised ones, the largest and the smallest."""
+    seeded random subnets, OFA's published specialised ones, the largest and the smallest (a copy: the cache is shared)."""
     return _sampled(check_hardware(hardware), getattr(card, "sha256", None) or None, getattr(card, "width_mult", 1.2),
-                    getattr(card, "num_classes", 1000)).copy()
+                    getattr(card, "num_classes", 1000), precision).copy()
 
 
 @dataclass(frozen=True)
@@ -126,26 +140,41 @@ class TradeoffPoints:
     note: str = ""
 
 
+def _predicted(cfgs: list[SubnetConfig], hardware: str, card, precision: str) -> pd.DataFrame:
+    return pd.DataFrame(dict(P.predict_batch(encode(cfgs), hardware, getattr(card, "sha256", None) or None,
+                                             getattr(card, "width_mult", 1.2), getattr(card, "num_classes", 1000), precision)))
+
+
 def tradeoff_points(cfg: SubnetConfig, hardware: str, card, axis: str = ACCURACY_AXES[0],
-                    extra: tuple[tuple[SubnetConfig, str, str], ...] = ()) -> TradeoffPoints:
+                    extra: tuple[tuple[SubnetConfig, str, str], ...] = (), precision: str = "fp32") -> TradeoffPoints:
     """The sampled subnets plus ``cfg`` (group "current subnet") and any ``extra`` (config, group, name) points, on
-    ``axis`` (one of :data:`ACCURACY_AXES`) against latency on ``hardware``; rows without a latency are dropped."""
+    ``axis`` (one of :data:`ACCURACY_AXES`) against latency on ``hardware``; rows without a latency are dropped.
+    At int8 the bundled supernet's accuracy is int8 (predicted); the latency axis stays the target's own figures,
+    titled with their precision (fp32 where the target has no int8 ones)."""
     if axis not in AXIS_COLUMNS:
         raise ValueError(f"accuracy axis: must be one of {', '.join(ACCURACY_AXES)}; got {axis!r}")
-    df = sampled_points(hardware, card)
+    lat_precision = precision if P.has_latency(hardware, precision) else "fp32"
+    df = sampled_points(hardware, card, precision)
     more_cfgs = [(cfg, "current subnet", "current"), *extra]
-    more = pd.DataFrame(dict(P.predict_batch(encode([c for c, _, _ in more_cfgs]), hardware, getattr(card, "sha256", None) or None,
-                                             getattr(card, "width_mult", 1.2), getattr(card, "num_classes", 1000))))
+    more = _predicted([c for c, _, _ in more_cfgs], hardware, card, precision)
+    if lat_precision != precision:  # the accuracy at int8, the latency at fp32 (the only figures this target has)
+        df["latency_ms"] = sampled_points(hardware, card, "fp32")["latency_ms"]
+        more["latency_ms"] = _predicted([c for c, _, _ in more_cfgs], hardware, card, "fp32")["latency_ms"]
     more["cfg"] = [c.to_compact() for c, _, _ in more_cfgs]
     more["group"] = [g for _, g, _ in more_cfgs]
     more["name"] = [n for _, _, n in more_cfgs]
     df = pd.concat([df, more], ignore_index=True)
     col, note = AXIS_COLUMNS[axis], ""
     if df[col].isna().all():
-        note = "No accuracy predictor is fitted for this supernet's weights yet; showing OFA's calibrated ImageNet prediction."
+        note = ("No int8 measurements for this supernet's weights yet" if precision == "int8" and col == "accuracy_supernet"
+                else "No accuracy predictor is fitted for this supernet's weights yet") + "; showing OFA's calibrated ImageNet prediction."
         col, axis = AXIS_COLUMNS[ACCURACY_AXES[1]], ACCURACY_AXES[1]
     frame = df.rename(columns={"latency_ms": "x", col: "y"})[["x", "y", "group", "name", "cfg"]].dropna().reset_index(drop=True)
-    return TradeoffPoints(frame, f"latency on {target(hardware).label} (ms)", f"{axis} top-1 (%)", note)
+    x_title = f"latency on {target(hardware).label} (ms)"
+    if precision != "fp32":
+        x_title += f" · {lat_precision}" + (f": no {precision} figures for this target" if lat_precision != precision else "")
+    y_title = f"{axis} top-1 (%)" + (" · int8" if precision == "int8" and col == "accuracy_supernet" else "")
+    return TradeoffPoints(frame, x_title, y_title, note)
 
 
 # ----------------------------------------------------------------------------------------------- the app's link
