@@ -2,6 +2,7 @@
 
     python scripts/measure_int8.py card       [--data ../shared/data/imagenette]   # -> pretrained/int8/card.jsonl
     python scripts/measure_int8.py predictor  [--n 40]                             # -> pretrained/int8/dataset_bn250.csv
+    python scripts/measure_int8.py report                                          # both as markdown tables
 
 ``card``: the model card's six subnets at r = 128 / 160 / 224, BN re-estimated on 2,000 training images (seed 0,
 the card's method), top-1 on the full val set (3,925 images) of the PyTorch subnet (fp32; its ONNX file gives the same
@@ -145,9 +146,38 @@ def measure_predictor(args) -> None:
                   f"({q - fp32:+.2f}) {time.time() - t:.0f} s", flush=True)
 
 
+def report(args) -> None:
+    """The card's table (fp32 / int8 top-1 and sizes per subnet and resolution) and the correction's figures, as markdown."""
+    from app.predictors.hardware import bundled_card
+    from app.predictors.int8 import int8_correction
+
+    card = bundled_card()
+    rows = [json.loads(line) for line in CARD_ROWS.read_text().splitlines()] if CARD_ROWS.is_file() else []
+    rows = [r for r in rows if r["supernet_sha256"] == card.sha256]
+    order = list(MODEL_CARD_SUBNETS)
+    rs = sorted({r["r"] for r in rows})
+    by = {(r["subnet"], r["r"]): r for r in rows}
+    print("| subnet | " + " | ".join(f"r={r}: fp32 / int8 (Δ)" for r in rs) + " | size fp32 → int8 (r=224) |")
+    print("|---|" + "---|" * len(rs) + "---|")
+    for name in order:
+        cells = []
+        for r in rs:
+            row = by.get((name, r))
+            cells.append("—" if row is None else f"{row['top1_fp32']:.2f} / {row['top1_int8']:.2f} ({row['top1_int8'] - row['top1_fp32']:+.2f})")
+        big = by.get((name, 224))
+        size = "—" if big is None else f"{big['size_fp32_mb']:.1f} → {big['size_int8_mb']:.1f} MB ({big['size_fp32_mb'] / big['size_int8_mb']:.2f}×)"
+        print(f"| {name} | " + " | ".join(cells) + f" | {size} |")
+    drops = [r["top1_int8"] - r["top1_fp32"] for r in rows]
+    if drops:
+        print(f"\n{len(rows)} cells: int8 − fp32 from {min(drops):+.2f} to {max(drops):+.2f} pp, mean {sum(drops) / len(drops):+.2f}")
+    corr = int8_correction(card.sha256)
+    if corr is not None:
+        print(f"\nint8 correction: {corr.source}; predicting the mean drop: leave-one-out RMSE {corr.loo_rmse_pp_mean_only:.2f} pp")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("card", "predictor"))
+    ap.add_argument("what", choices=("card", "predictor", "report"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/imagenette"))
     ap.add_argument("--weights", default=None)
     ap.add_argument("--n", type=int, default=40)
@@ -155,7 +185,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    (measure_card if args.what == "card" else measure_predictor)(args)
+    {"card": measure_card, "predictor": measure_predictor, "report": report}[args.what](args)
 
 
 if __name__ == "__main__":
