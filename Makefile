@@ -4,6 +4,8 @@
 #                     and Debian's chromium, then runs every test
 #   make screenshots  regenerates docs/screenshots/*.png in the real browser (ARGS='explore classify' for some pages)
 # pip runs only when a requirement file (or pyproject.toml) changed: one stamp for the runtime, one for the extras.
+# The in-browser runtime (onnxruntime-web, pinned in app/ui/browser_runtime_web/onnxruntime-web.json) is fetched from
+# the npm registry into static/onnxruntime-web/ once per manifest: the app serves it itself (docs/browser_runtime.md).
 # Both install the project editable (`pip install -e .`): `import app` and `ofa-explorer` work from anywhere.
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -14,6 +16,8 @@ RUN_REQS := requirements.txt pyproject.toml
 DEV_REQS := $(RUN_REQS) requirements-train.txt requirements-dev.txt
 RUN_STAMP := $(VENV)/.stamp-run-$(call hash,$(RUN_REQS))
 DEV_STAMP := $(VENV)/.stamp-dev-$(call hash,$(DEV_REQS))
+WEB_MANIFEST := app/ui/browser_runtime_web/onnxruntime-web.json
+WEB_STAMP := static/onnxruntime-web/.stamp-$(call hash,$(WEB_MANIFEST))
 PORT    ?= 8501
 
 .DEFAULT_GOAL := install
@@ -29,11 +33,15 @@ $(DEV_STAMP): $(DEV_REQS) $(RUN_STAMP)
 	$(PIP) -r requirements-dev.txt
 	rm -f $(VENV)/.stamp-dev-* && touch $@
 
-install: $(RUN_STAMP)
+$(WEB_STAMP): $(WEB_MANIFEST) scripts/fetch_web_runtime.py
+	$(PYTHON) scripts/fetch_web_runtime.py
+	rm -f static/onnxruntime-web/.stamp-* && touch $@
+
+install: $(RUN_STAMP) $(WEB_STAMP)
 
 install-dev: $(DEV_STAMP)
 
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) $(WEB_STAMP)
 	$(PY) -m app.ui.serve --server.port $(PORT) -- $(ARGS)
 
 browser:
@@ -42,14 +50,14 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(DEV_STAMP) browser
+test: $(DEV_STAMP) $(WEB_STAMP) browser
 	$(PY) scripts/check_requirements.py
 	$(PY) -m pytest -q
 
-test-fast: $(DEV_STAMP)
+test-fast: $(DEV_STAMP) $(WEB_STAMP)
 	$(PY) -m pytest -q -m "not browser"
 
-screenshots: $(DEV_STAMP) browser
+screenshots: $(DEV_STAMP) $(WEB_STAMP) browser
 	$(PY) scripts/screenshots.py $(ARGS)
 
 bench: $(DEV_STAMP)

@@ -9,7 +9,7 @@ import streamlit as st
 from app.classify import classify, classify_onnx
 from app.data import ImageError, load_image
 from app.space import SubnetConfig
-from app.ui import charts, resources, state
+from app.ui import charts, classify_in_browser, resources, state
 from app.ui.open_world_view import verdict
 
 
@@ -171,6 +171,7 @@ def render() -> None:
             f"{' (cached)' if extract_s == 0 else ''}, classification with the open-world decision "
             f"{result.seconds * 1000:.0f} ms; page total {total * 1000:.0f} ms."
         )
+        classify_in_browser.render(sub=sub, cfg=cfg, image=image, card=card, server_top1=result.top1)
         if st.button("Pin this subnet for Compare", icon=":material/push_pin:", key="pin_classify"):
             st.toast("Pinned." if state.pin(cfg) else "Already pinned (or 6 pins already).")
     st.subheader("What the subnet looked at")

@@ -1,0 +1,86 @@
+// Runs an ONNX subnet in the viewer's browser with onnxruntime-web (WASM backend, 1 thread) and reports the outputs
+// and the measured latencies to Python as JSON text (validated there: app/ui/browser_report.py).
+// The runtime, the model and the input are fetched from the app's own origin (no CDN): see app/ui/browser_runtime.py.
+const SHARED = (globalThis.__ofaExplorerBrowserRuntime ??= { ort: null, sessions: new Map() });
+const MAX_SESSIONS = 2; // models kept ready per page (the largest subnet's fp32 file is ~37 MB)
+
+async function runtime(base) {
+  if (!SHARED.ort) {
+    SHARED.ort = import(new URL(base + "ort.wasm.min.mjs", location.href).href).then((ort) => {
+      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.proxy = false;
+      ort.env.wasm.wasmPaths = new URL(base, location.href).href;
+      return ort;
+    });
+  }
+  return SHARED.ort;
+}
+
+async function fetchBytes(url) {
+  const response = await fetch(new URL(url, location.href).href);
+  if (!response.ok) throw new Error(`the app answered ${response.status} for a file it should serve`);
+  return response.arrayBuffer();
+}
+
+async function session(ort, modelUrl, say) {
+  // cached per model URL: the URL is derived from the model's content, so a new subnet is a new URL
+  if (!SHARED.sessions.has(modelUrl)) {
+    const created = (async () => {
+      say("Downloading the subnet from the app…");
+      const bytes = await fetchBytes(modelUrl);
+      say(`Preparing the subnet (${(bytes.byteLength / 1e6).toFixed(1)} MB)…`);
+      return ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    })();
+    SHARED.sessions.set(modelUrl, created);
+    created.catch(() => SHARED.sessions.delete(modelUrl));
+    while (SHARED.sessions.size > MAX_SESSIONS) {
+      const [oldest, old] = SHARED.sessions.entries().next().value;
+      SHARED.sessions.delete(oldest);
+      old.then((s) => s.release()).catch(() => {});
+    }
+  }
+  const s = await SHARED.sessions.get(modelUrl);
+  SHARED.sessions.delete(modelUrl); // most recently used last
+  SHARED.sessions.set(modelUrl, Promise.resolve(s));
+  return s;
+}
+
+async function measure(task, say) {
+  const ort = await runtime(task.runtime_base);
+  const s = await session(ort, task.model_url, say);
+  const input = new ort.Tensor("float32", new Float32Array(await fetchBytes(task.input_url)), task.input_shape);
+  const feeds = { [task.input_name]: input };
+  say("Warming up…");
+  let result = null;
+  for (let i = 0; i < task.warmup; i++) result = await s.run(feeds);
+  const latencies = [];
+  for (let i = 0; i < task.runs; i++) {
+    say(`Timing run ${i + 1} of ${task.runs}…`);
+    const t0 = performance.now();
+    result = await s.run(feeds);
+    latencies.push(performance.now() - t0);
+  }
+  const out = result[s.outputNames[0]];
+  return { request_id: task.request_id, backend: "wasm", outputs: Array.from(out.data), latencies_ms: latencies };
+}
+
+export default function (component) {
+  const { data, setStateValue, parentElement } = component;
+  const line = parentElement.querySelector(".ofa-browser-status");
+  const say = (text) => { if (line) line.textContent = text; };
+  if (!data || !data.request_id) return;
+  const host = parentElement.host ?? parentElement;
+  if (host.dataset.ofaRequest === data.request_id) return; // already measured (or measuring) on this element
+  host.dataset.ofaRequest = data.request_id;
+  measure(data, say)
+    .then((report) => {
+      if (host.dataset.ofaRequest !== data.request_id) return; // a newer run was asked for meanwhile
+      say("Measured in your browser.");
+      setStateValue("report", JSON.stringify(report));
+    })
+    .catch((err) => {
+      if (host.dataset.ofaRequest !== data.request_id) return;
+      say("Your browser could not run the subnet.");
+      setStateValue("report", JSON.stringify({ request_id: data.request_id, error: String(err && err.message || err) }));
+    });
+}
