@@ -2,7 +2,8 @@
 
     python scripts/measure_int8.py card       [--data ../shared/data/imagenette]   # -> pretrained/int8/card.jsonl
     python scripts/measure_int8.py predictor  [--n 40]                             # -> pretrained/int8/dataset_bn250.csv
-    python scripts/measure_int8.py report                                          # both as markdown tables
+    python scripts/measure_int8.py remedies                                        # -> pretrained/int8/remedies.jsonl
+    python scripts/measure_int8.py report                                          # all three as markdown tables
 
 ``card``: the model card's six subnets at r = 128 / 160 / 224, BN re-estimated on 2,000 training images (seed 0,
 the card's method), top-1 on the full val set (3,925 images) of the PyTorch subnet (fp32; its ONNX file gives the same
@@ -10,6 +11,11 @@ outputs to 1e-5) and of its int8 file (:func:`app.quantize.onnx_int8`: ranges fr
 
 ``predictor``: ``--n`` configs of the fp32 accuracy predictor's dataset (this supernet's rows, a seeded sample),
 measured as that dataset was (BN on 250 class-balanced training images, val half A): fp32 (PyTorch) and int8 top-1.
+
+``remedies``: the usual int8 remedies against plain static QDQ (every layer int8, per-channel weights, ranges from the
+fast BN path's images; the winner, the first convolution and the classifier in fp32, became the app's recipe) on the largest subnet at r = 224 and the two subnets with the largest drops at r = 128, full val set,
+the card's BN statistics: per-tensor weights; the first convolution and the classifier kept in fp32; every
+squeeze-excite kept in fp32; 250 class-balanced training images for the ranges.
 
 Rows are appended as they are measured, so a killed run resumes where it stopped. Accuracy only: no timing here.
 """
@@ -40,6 +46,8 @@ from app.weights import load_supernet  # noqa: E402
 
 OUT = PRETRAINED / "int8"
 CARD_ROWS = OUT / "card.jsonl"
+REMEDY_ROWS = OUT / "remedies.jsonl"
+REMEDY_SUBNETS = (("largest (d4 e6 k7)", 224), ("d3 e6 k5", 128), ("d4 e4 k5", 128))
 DATASET = OUT / "dataset_bn250.csv"
 FIELDS = ["config", "r", "top1_fp32", "top1_int8", "top1_fp32_dataset", "val_images", "supernet_sha256", "seconds"]
 
@@ -90,6 +98,57 @@ def measure_card(args) -> None:
                 f.write(json.dumps(row) + "\n")
             print(f"{name} r={r}: fp32 {row['top1_fp32']} int8 {row['top1_int8']} ({row['top1_int8'] - row['top1_fp32']:+.2f}), "
                   f"{row['size_fp32_mb']} -> {row['size_int8_mb']} MB, {row['seconds']} s", flush=True)
+
+
+def _remedies(fp32: bytes, default_images: torch.Tensor, balanced_images: torch.Tensor) -> dict[str, bytes]:
+    import onnx
+
+    names = [n.name for n in onnx.load_from_string(fp32).graph.node]
+    ends = [n for n in names if n in ("/stem/conv/Conv", "/classifier/Gemm")]
+    se = [n for n in names if "/se/" in n]
+    q = quantize.quantize_int8
+    assert set(ends) == set(quantize.KEEP_FP32)
+    return {
+        "every layer int8 (per-channel, fast-path images)": q(fp32, default_images),
+        "per-tensor weights": q(fp32, default_images, per_channel=False),
+        "first conv + classifier in fp32 (the app's recipe)": q(fp32, default_images, exclude=tuple(ends)),
+        "squeeze-excite in fp32": q(fp32, default_images, exclude=tuple(se)),
+        "250 calibration images": q(fp32, balanced_images),
+    }
+
+
+def measure_remedies(args) -> None:
+    net = load_supernet(args.weights)
+    card = net.card
+    cache = ROOT / "runs" / "cache"
+    val = load_split(args.data, "val", cache, progress=False)
+    train = load_split(args.data, "train", cache, progress=False)
+    done = set()
+    if REMEDY_ROWS.is_file():
+        for line in REMEDY_ROWS.read_text().splitlines():
+            row = json.loads(line)
+            if row["supernet_sha256"] == card.sha256:
+                done.add((row["subnet"], row["r"], row["remedy"]))
+    for name, r in REMEDY_SUBNETS:
+        base = MODEL_CARD_SUBNETS[name]
+        cfg = SubnetConfig(ks=base.ks, e=base.e, d=base.d, r=r)
+        sub = net.extract(cfg)
+        recalibrate_on_training_images(sub, train, r, card.mean, card.std, n=2000, seed=0)
+        x = center_batch(val.images, r, card.mean, card.std)
+        fp32 = quantize.onnx_fp32(sub)
+        balanced = center_batch(train.images[class_balanced_indices(train.labels, 25, seed=args.seed)], r, card.mean, card.std)
+        top_fp32 = round(top1(sub.fold_batchnorm(), x, val.labels), 2)
+        for remedy, data in _remedies(fp32, quantize.calibration_images(cfg, card), balanced).items():
+            if (name, r, remedy) in done:
+                continue
+            t = time.time()
+            model = quantize.OnnxSubnet(data, cfg, "int8", threads=args.threads)
+            row = {"subnet": name, "r": r, "remedy": remedy, "top1_fp32": top_fp32,
+                   "top1_int8": round(top1(model, x, val.labels), 2), "size_int8_mb": round(len(data) / 1e6, 2),
+                   "val_images": len(val), "supernet_sha256": card.sha256, "seconds": round(time.time() - t, 1)}
+            with REMEDY_ROWS.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{name} r={r} {remedy}: int8 {row['top1_int8']} ({row['top1_int8'] - top_fp32:+.2f})", flush=True)
 
 
 def fp32_heldout_configs(card) -> list[str]:
@@ -173,11 +232,22 @@ def report(args) -> None:
     corr = int8_correction(card.sha256)
     if corr is not None:
         print(f"\nint8 correction: {corr.source}; predicting the mean drop: leave-one-out RMSE {corr.loo_rmse_pp_mean_only:.2f} pp")
+    remedies = [json.loads(line) for line in REMEDY_ROWS.read_text().splitlines()] if REMEDY_ROWS.is_file() else []
+    remedies = [r for r in remedies if r["supernet_sha256"] == card.sha256]
+    if remedies:
+        cols = list(dict.fromkeys((r["subnet"], r["r"]) for r in remedies))
+        by = {(r["subnet"], r["r"], r["remedy"]): r for r in remedies}
+        print("\n| int8 − fp32 (pp) | " + " | ".join(f"{n} @{r} (fp32 {by[next(k for k in by if k[:2] == (n, r))]['top1_fp32']:.2f})"
+                                                  for n, r in cols) + " |")
+        print("|---|" + "---|" * len(cols))
+        for remedy in dict.fromkeys(r["remedy"] for r in remedies):
+            cells = [by.get((n, r, remedy)) for n, r in cols]
+            print(f"| {remedy} | " + " | ".join("—" if c is None else f"{c['top1_int8'] - c['top1_fp32']:+.2f}" for c in cells) + " |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("card", "predictor", "report"))
+    ap.add_argument("what", choices=("card", "predictor", "remedies", "report"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/imagenette"))
     ap.add_argument("--weights", default=None)
     ap.add_argument("--n", type=int, default=40)
@@ -185,7 +255,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"card": measure_card, "predictor": measure_predictor, "report": report}[args.what](args)
+    {"card": measure_card, "predictor": measure_predictor, "remedies": measure_remedies, "report": report}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,11 @@ def test_int8_file_is_at_least_3_5x_smaller_and_its_graph_is_int8(largest):
     graph = onnx.load_from_string(data).graph
     int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
     convs = [n for n in graph.node if n.op_type == "Conv"]
-    assert len(int8_weights) == len(convs) > 50  # every convolution's weights are int8 (per-channel scales beside them)
+    # every convolution's weights are int8 (per-channel scales beside them) but the stem's, kept fp32 like the classifier
+    assert len(int8_weights) == len(convs) - 1 > 50
+    kept = {n.name for n in graph.node if n.op_type in ("Conv", "Gemm") and not any("DequantizeLinear" in m.op_type
+            for m in graph.node if set(m.output) & {n.input[1]})}
+    assert kept == set(quantize.KEEP_FP32)
     assert any(n.op_type == "GlobalAveragePool" for n in graph.node)  # the squeeze-excite poolings were rewritten
 
 
