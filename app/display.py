@@ -96,16 +96,15 @@ def hardware_names() -> list[str]:
 
 def check_hardware(name: str) -> str:
     """``name`` if it is a hardware target, else ``ValueError`` with the library's one-line message."""
-    names = hardware_names()
-    if name not in names:
-        raise ValueError(f"hardware: unknown target {name!r}; choose from {', '.join(names)}")
+    target(name)
     return name
 
 
 def target(name: str) -> P.HardwareTarget:
     """The hardware target called ``name`` (``ValueError`` if there is none)."""
-    check_hardware(name)
-    return next(t for t in P.hardware_targets() if t.name == name)
+    from app.predictors.hardware import hardware_target
+
+    return hardware_target(name)
 
 
 # ----------------------------------------------------------------------------------------------- trade-off points

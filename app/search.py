@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from app.predictors import hardware_targets
+from app.predictors.hardware import hardware_target
 from app.predictors.encoding import ConfigArrays, from_values
 from app.space import DEPTH_CHOICES, EXPAND_CHOICES, KERNEL_CHOICES, NUM_BLOCKS, NUM_STAGES, RESOLUTION_CHOICES, SubnetConfig
 
@@ -317,10 +317,7 @@ def search(
             raise ValueError("accuracy: no accuracy predictor is fitted for these supernet weights; "
                              "maximise OFA's ImageNet predictor ('imagenet') instead")
     if scorer is None:
-        names = {t.name: t for t in hardware_targets()}
-        if hardware not in names:
-            raise ValueError(f"hardware: unknown target {hardware!r}; choose from {', '.join(names)}")
-        lo, hi = names[hardware].resolutions
+        lo, hi = hardware_target(hardware).resolutions
         resolutions = resolutions or [r for r in RESOLUTION_CHOICES if lo <= r <= hi]
         scorer = predictor_scorer(hardware, supernet_sha256, width_mult, num_classes)
     resolutions = list(resolutions or RESOLUTION_CHOICES)

@@ -164,3 +164,43 @@ def test_a_second_subnet_in_the_browser_equals_pytorch(server, browser):
     assert "measured in your browser (WASM, 1 thread)" in caption
     np.testing.assert_allclose(np.array(logits), _pytorch_logits(cfg, ROOT / "assets" / "samples" / sample), atol=1e-3)
     page.close()
+
+
+@pytest.mark.browser
+def test_this_device_profiles_itself_becomes_a_target_and_specialise_checks_the_found_subnet_on_it(server, browser):
+    """End to end in chromium: Explore's panel profiles the page's own device on the probe subnets (progress shown),
+    the device appears in the hardware picker with its source, Specialise searches under a latency budget on it, and
+    the found subnet is then timed in the browser beside its prediction."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    _goto(page, f"{server}/explore")
+    page.get_by_text("Add this device as a hardware target").click()
+    page.get_by_role("button", name="Profile this device").click()
+    page.locator(".ofa-browser-progress").first.wait_for(state="visible", timeout=60_000)
+    picker = page.locator('[data-testid="stSelectbox"]').filter(has_text="Hardware target")
+    page.wait_for_function("() => location.search.includes('hw=device-')", timeout=120_000)
+    _wait_idle(page)
+    picked = picker.locator("input").first
+    assert picked.input_value() == "This device: headless Chrome on Linux · measured"
+    assert "hw=device-" in page.url
+    tiles = page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+    assert "measured in your browser · measured · fp32" in tiles  # the latency tile's short source (the full one is its tooltip)
+    latency = page.locator('[data-testid="stMetric"]').filter(has_text="Latency").locator('[data-testid="stMetricValue"]')
+    assert re.fullmatch(r"[\d.]+ ms", latency.first.inner_text().strip())
+
+    page.locator('[data-testid="stSidebarNav"], [data-testid="stSidebar"]').get_by_text("Specialise", exact=True).first.click()
+    _wait_idle(page)
+    assert "hw=device-" in page.url
+    limit = page.get_by_label("Maximum (ms)")
+    limit.fill("40")
+    limit.press("Enter")
+    _wait_idle(page)
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text(re.compile(r"^Found r\d+-d")).wait_for(timeout=120_000)
+    measured = page.locator('[data-testid="stMetric"]').filter(has_text="On this device: measured in your browser")
+    measured.wait_for(timeout=120_000)
+    text = measured.inner_text()
+    got = float(re.search(r"([\d.]+) ms", text).group(1))
+    predicted = float(re.search(r"predicted ([\d.]+) ms", text).group(1))
+    assert predicted <= 40 and 0 < got < 10_000
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()

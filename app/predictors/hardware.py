@@ -127,7 +127,20 @@ def hardware_targets() -> list[HardwareTarget]:
     return [t for t, _ in _registry().values()]
 
 
+def hardware_target(name: str) -> HardwareTarget:
+    """The target called ``name`` — the server's or a device profiled in a browser (``ValueError``, one line, if none)."""
+    return _lookup(name)[0]
+
+
 def _lookup(name: str) -> tuple[HardwareTarget, LatencyModel]:
+    from app.predictors import device
+
+    if device.is_device(name):
+        found = device.DEVICES.get(name)
+        if found is None:
+            raise ValueError("this device's profile is no longer on the server (it restarted, or many devices were "
+                             "profiled since); profile the device again")
+        return found
     reg = _registry()
     if name not in reg:
         raise ValueError(f"hardware: unknown target {name!r}; choose from {', '.join(reg)}")

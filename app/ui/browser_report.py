@@ -110,3 +110,82 @@ def parse_report(text, *, request_id: str, output_shape: tuple[int, ...]) -> Bro
         raise BrowserReportError(f"The browser sent a latency above {MAX_LATENCY_MS / 60_000:.0f} minutes, not a "
                                  "measurement; nothing was kept.")
     return BrowserRun(request_id, outputs.astype(np.float32).reshape(output_shape), latencies, backend)
+
+
+@dataclass(frozen=True)
+class BrowserProfile:
+    """A validated device profile: per probe subnet, the latencies timed in the browser."""
+
+    request_id: str
+    latencies_ms: tuple[tuple[float, ...], ...]  # one tuple of timed runs per probe, in the order asked
+    backend: str
+
+    @property
+    def medians_ms(self) -> tuple[float, ...]:
+        return tuple(float(statistics.median(runs)) for runs in self.latencies_ms)
+
+
+def _latencies(runs, what: str) -> tuple[float, ...]:
+    if not isinstance(runs, list) or not runs:
+        raise BrowserReportError(f"The browser's report has no latencies for {what}; nothing was kept.")
+    if len(runs) > MAX_RUNS:
+        raise BrowserReportError(f"The browser sent {min(len(runs), 10**9):,} latencies for {what}, more than the "
+                                 f"{MAX_RUNS} the app asks for; nothing was kept.")
+    latencies = tuple(_finite_number(v, "latency") for v in runs)
+    if min(latencies) < 0:
+        raise BrowserReportError("The browser sent a negative latency; nothing was kept.")
+    if max(latencies) > MAX_LATENCY_MS:
+        raise BrowserReportError(f"The browser sent a latency above {MAX_LATENCY_MS / 60_000:.0f} minutes, not a "
+                                 "measurement; nothing was kept.")
+    if statistics.median(latencies) <= 0:
+        raise BrowserReportError("The browser sent zero latencies, not a measurement; nothing was kept.")
+    return latencies
+
+
+def parse_profile(text, *, request_id: str, probes: int) -> BrowserProfile:
+    """The browser's JSON ``text`` as a :class:`BrowserProfile` of ``probes`` subnets for ``request_id``; raises
+    :class:`BrowserReportError` (one line) for anything malformed, out of bounds or for another request."""
+    if not isinstance(text, str):
+        raise BrowserReportError("The browser's report is not text; nothing was kept.")
+    if len(text) > MAX_REPORT_CHARS:
+        raise BrowserReportError("The browser's report is too large; nothing was kept.")
+    try:
+        doc = json.loads(text, parse_constant=lambda name: float("nan"))
+    except (ValueError, RecursionError):
+        raise BrowserReportError("The browser's report is not valid JSON; nothing was kept.") from None
+    if not isinstance(doc, dict):
+        raise BrowserReportError("The browser's report is not a JSON object; nothing was kept.")
+    if doc.get("request_id") != request_id or not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+        raise BrowserReportError("The browser's report is for another run; nothing was kept.")
+    if "error" in doc:
+        message = doc["error"]
+        clean = re.sub(r"[^\w .,:;'()/+-]", " ", message.splitlines()[0] if isinstance(message, str) and message else "")
+        raise BrowserReportError(f"Your browser could not profile itself ({clean[:160].strip() or 'no reason given'}).")
+    if doc.get("backend") not in BACKENDS:
+        raise BrowserReportError("The browser's report names an unknown backend; nothing was kept.")
+    per_probe = doc.get("latencies_ms")
+    if not isinstance(per_probe, list):
+        raise BrowserReportError("The browser's report has no list of latencies; nothing was kept.")
+    if len(per_probe) != probes:
+        raise BrowserReportError(f"The browser timed {min(len(per_probe), 10**9):,} subnets where the app sent "
+                                 f"{probes}; nothing was kept.")
+    runs = tuple(_latencies(r, f"subnet {i + 1}") for i, r in enumerate(per_probe))
+    return BrowserProfile(request_id, runs, doc["backend"])
+
+
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("CriOS/", "Chrome"), ("FxiOS/", "Firefox"),
+             ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("CrOS", "ChromeOS"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("Linux", "Linux"))
+
+
+def browser_family(user_agent) -> str:
+    """"Chrome on Android", "Safari on iOS", …: the only thing kept about a browser, from fixed lists (never the
+    user agent's own text, so nothing a browser sends is shown)."""
+    ua = user_agent if isinstance(user_agent, str) else ""
+    ua = ua[:1000]
+    browser = next((name for token, name in _BROWSERS if token in ua), "a browser")
+    system = next((name for token, name in _SYSTEMS if token in ua), "an unknown system")
+    if "HeadlessChrome" in ua:
+        browser = "headless Chrome"
+    return f"{browser} on {system}"

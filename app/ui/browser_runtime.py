@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app.ui.browser_report import MAX_REPORT_CHARS, BrowserReportError, BrowserRun, parse_report
+from app.ui.browser_report import MAX_REPORT_CHARS, BrowserProfile, BrowserReportError, BrowserRun, parse_report
 
 WEB = Path(__file__).resolve().parent / "browser_runtime_web"
 MANIFEST = WEB / "onnxruntime-web.json"
@@ -26,8 +26,10 @@ STATIC_DIR = Path(__file__).resolve().parents[2] / "static" / "onnxruntime-web"
 COMPONENT_NAME = "ofa_explorer.browser_runtime"
 RUNS, WARMUP = 5, 2
 
-_HTML = '<div class="ofa-browser-status">Starting the in-browser runtime…</div>'
-_CSS = ".ofa-browser-status { font-size: 0.85rem; color: var(--st-text-color); opacity: 0.7; }"
+_HTML = ('<progress class="ofa-browser-progress" hidden value="0" max="1"></progress>'
+         '<div class="ofa-browser-status">Starting the in-browser runtime…</div>')
+_CSS = (".ofa-browser-status { font-size: 0.85rem; color: var(--st-text-color); opacity: 0.7; }"
+        ".ofa-browser-progress { width: 100%; height: 0.6rem; accent-color: var(--st-primary-color); }")
 
 
 @dataclass(frozen=True)
@@ -132,3 +134,47 @@ def run_in_browser(*, model: BrowserModel, inputs: np.ndarray, output_shape: tup
         return InBrowser(run=parse_report(text, request_id=rid, output_shape=output_shape))
     except BrowserReportError as exc:
         return InBrowser(problem=str(exc))
+
+
+@dataclass(frozen=True)
+class Profiling:
+    """Where an in-browser device profile stands: ``profile`` once valid, ``problem`` (one line) if it failed."""
+
+    profile: "BrowserProfile | None" = None
+    problem: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.profile is None and self.problem is None
+
+
+def profile_in_browser(*, probes: list[tuple[tuple[int, ...], BrowserModel]], key: str, runs: int = 5,
+                       warmup: int = 2) -> Profiling:
+    """Ask the viewer's browser to time each probe model (input shape, model) — ``warmup`` untimed passes, then
+    ``runs`` timed ones — with a progress bar in the page. Returns at once; the page reruns when the browser reports."""
+    from app.ui.browser_report import parse_profile
+
+    missing = runtime_missing()
+    if missing:
+        return Profiling(problem=missing)
+    h = hashlib.sha256(repr(("profile", runs, warmup)).encode())
+    for shape, model in probes:
+        h.update(repr(shape).encode() + model.sha256.encode())
+    rid = h.hexdigest()[:32]
+    task = {
+        "kind": "profile",
+        "request_id": rid,
+        "runtime_base": _base_path() + "/app/static/onnxruntime-web/",
+        "probes": [{"url": _serve(model.data, coordinates=f"{key}.probe{i}"), "input_shape": list(shape),
+                    "input_name": model.input_name} for i, (shape, model) in enumerate(probes)],
+        "runs": runs,
+        "warmup": warmup,
+    }
+    result = _mount()(key=key, data=task, on_report_change=lambda: None, height="content")
+    text = result.get("report") if result is not None else None
+    if text is None or _is_earlier_run(text, rid):
+        return Profiling()
+    try:
+        return Profiling(profile=parse_profile(text, request_id=rid, probes=len(probes)))
+    except BrowserReportError as exc:
+        return Profiling(problem=str(exc))

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import presets as preset_lib
 from app.space import SubnetConfig
-from app.ui import charts, metrics, resources, state
+from app.ui import charts, device_view, metrics, resources, state
 
 
 def _hardware_picker() -> str:
@@ -95,6 +95,7 @@ def render() -> None:
         st.caption(f"Server time for the metrics: {seconds * 1000:.1f} ms. Bars: hidden channels of each block "
                    "(expand ratio × input channels), colour: kernel size; dashed: blocks skipped by depth.")
     _tradeoff(cfg, hw, precision)
+    device_view.render()
     _measure_and_export(cfg, precision)
     resources.prefetch_statistics(cfg)  # so that Classify / Compare find this subnet calibrated
 

@@ -22,7 +22,10 @@ def _targets() -> tuple:
 
 
 def targets():
-    return list(_targets())
+    """Every hardware target: the server's, then the devices this session profiled in its browser."""
+    from app.ui.device_view import session_targets
+
+    return list(_targets()) + session_targets()
 
 
 def tiles(cfg: SubnetConfig, hw: str, card, precision: str = "fp32") -> list[display.Tile]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.predictors import device
 from app.search import SearchSettings, search
 from app.ui import charts, metrics, resources, state
 
@@ -51,6 +52,7 @@ def render() -> None:
         st.session_state["_search_result"] = res.config
         st.session_state["_search_info"] = res
         st.session_state["_search_accuracy"] = acc_choice
+        st.session_state["_search_hw"] = hw
     res = st.session_state.get("_search_info")
     if res is None:
         return
@@ -66,6 +68,8 @@ def render() -> None:
     cols[1].metric("Energy", f"{m['energy_mj']:.2f} mJ")
     cols[2].metric("MACs", f"{m['macs'] / 1e6:.0f} M")
     cols[3].metric("Params", f"{m['params'] / 1e6:.2f} M")
+    if device.is_device(st.session_state.get("_search_hw", "")) and st.session_state["_search_hw"] == hw:
+        _check_on_this_device(res.config, m.get("latency_ms"), card)
     st.altair_chart(charts.history_chart(res.history), width="stretch")
     b1, b2 = st.columns(2)
     if b1.button("Load into Explore", key="sp_load"):
@@ -78,3 +82,30 @@ def render() -> None:
     if not frame.empty:
         st.altair_chart(charts.tradeoff_chart(frame, "x", "y", x_title, y_title), width="stretch")
         st.caption("Green: the search result; red cross: the subnet currently in Explore.")
+
+
+def _check_on_this_device(cfg, predicted_ms, card) -> None:
+    """Run the found subnet in the viewer's browser (as a weightless probe: same work, tiny file) and show the
+    latency measured there beside the one predicted for this device."""
+    import numpy as np
+
+    from app.ui.browser_runtime import BrowserModel, run_in_browser
+
+    models = st.session_state.setdefault("_probe_models", {})
+    key = cfg.to_compact()
+    if key not in models:
+        with st.spinner("Preparing the found subnet for your browser…"):
+            models.clear()  # one per session
+            models[key] = BrowserModel.of(device.probe_model(resources.supernet(), cfg))
+    run = run_in_browser(model=models[key], inputs=np.zeros((1, 3, cfg.r, cfg.r), np.float32),
+                         output_shape=(1, card.num_classes), key="sp_device_check")
+    if run.problem:
+        st.error(run.problem)
+    elif run.pending:
+        st.caption("Timing the found subnet in your browser…")
+    else:
+        err = (predicted_ms - run.run.latency_ms) / run.run.latency_ms * 100
+        st.metric("On this device: measured in your browser", f"{run.run.latency_ms:.1f} ms",
+                  delta=f"predicted {predicted_ms:.1f} ms ({err:+.0f}%)", delta_color="off")
+        st.caption(f"{run.run.source}: median of {len(run.run.latencies_ms)} runs of the found subnet, against the "
+                   "latency this device's model predicted for it.")

@@ -45,21 +45,50 @@ async function session(ort, modelUrl, say) {
   return s;
 }
 
+async function timeRuns(s, feeds, task, say, what) {
+  let result = null;
+  for (let i = 0; i < task.warmup; i++) result = await s.run(feeds);
+  const latencies = [];
+  for (let i = 0; i < task.runs; i++) {
+    if (say) say(`${what}: timing run ${i + 1} of ${task.runs}…`);
+    const t0 = performance.now();
+    result = await s.run(feeds);
+    latencies.push(performance.now() - t0);
+  }
+  return { result, latencies };
+}
+
+// Profile this device: time each weightless probe subnet (tiny files; onnxruntime folds their constant weights when
+// the session is created) on an input of its size, one after the other, releasing each session when done.
+// progress(done, total, text) is called before each probe and at the end.
+export async function profile(task, progress) {
+  const ort = await runtime(task.runtime_base);
+  const latencies = [];
+  const n = task.probes.length;
+  for (let p = 0; p < n; p++) {
+    const probe = task.probes[p];
+    progress(p, n, `Timing subnet ${p + 1} of ${n} on this device…`);
+    const bytes = await fetchBytes(probe.url);
+    const s = await ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    try {
+      const size = probe.input_shape.reduce((a, b) => a * b, 1);
+      const feeds = { [probe.input_name || "image"]: new ort.Tensor("float32", new Float32Array(size).fill(0.5), probe.input_shape) };
+      latencies.push((await timeRuns(s, feeds, task, null, "")).latencies);
+    } finally {
+      await s.release();
+    }
+  }
+  progress(n, n, "Profiled.");
+  return { request_id: task.request_id, kind: "profile", backend: "wasm", latencies_ms: latencies };
+}
+
 async function measure(task, say) {
   const ort = await runtime(task.runtime_base);
   const s = await session(ort, task.model_url, say);
   const input = new ort.Tensor("float32", new Float32Array(await fetchBytes(task.input_url)), task.input_shape);
   const feeds = { [task.input_name]: input };
   say("Warming up…");
-  let result = null;
-  for (let i = 0; i < task.warmup; i++) result = await s.run(feeds);
-  const latencies = [];
-  for (let i = 0; i < task.runs; i++) {
-    say(`Timing run ${i + 1} of ${task.runs}…`);
-    const t0 = performance.now();
-    result = await s.run(feeds);
-    latencies.push(performance.now() - t0);
-  }
+  const { result, latencies } = await timeRuns(s, feeds, task, say, "In your browser");
   const out = result[s.outputNames[0]];
   return { request_id: task.request_id, backend: "wasm", outputs: Array.from(out.data), latencies_ms: latencies };
 }
@@ -67,15 +96,21 @@ async function measure(task, say) {
 export default function (component) {
   const { data, setStateValue, parentElement } = component;
   const line = parentElement.querySelector(".ofa-browser-status");
+  const bar = parentElement.querySelector(".ofa-browser-progress");
   const say = (text) => { if (line) line.textContent = text; };
   if (!data || !data.request_id) return;
   const host = parentElement.host ?? parentElement;
   if (host.dataset.ofaRequest === data.request_id) return; // already measured (or measuring) on this element
   host.dataset.ofaRequest = data.request_id;
-  measure(data, say)
+  const progress = (done, total, text) => {
+    if (bar) { bar.hidden = false; bar.max = total; bar.value = done; }
+    say(text);
+  };
+  const work = data.kind === "profile" ? profile(data, progress) : measure(data, say);
+  work
     .then((report) => {
       if (host.dataset.ofaRequest !== data.request_id) return; // a newer run was asked for meanwhile
-      say("Measured in your browser.");
+      say(data.kind === "profile" ? "Profiled in your browser." : "Measured in your browser.");
       setStateValue("report", JSON.stringify(report));
     })
     .catch((err) => {
