@@ -177,6 +177,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--contexts", default="desktop,phone")
+    ap.add_argument("--write-reference", metavar="PATH",
+                    help="also write the desktop context's fitted model as the reference device (pretrained/latency/browser_wasm_reference.json)")
     ap.add_argument("--check-real", type=int, default=4, help="held-out subnets also timed with their real weights (desktop)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -211,6 +213,13 @@ def main(argv=None) -> int:
             browser.close()
     finally:
         server.shutdown()
+    if args.write_reference and "desktop" in results:
+        ref = device.DeviceLatencyModel.fit(probes, results["desktop"]["probe_ms"], label="reference: headless chromium")
+        doc = {"label": ref.label, "backend": ref.backend, "features": list(device.FEATURES), "coef": list(ref.coef),
+               "fit_mape_percent": ref.fit_mape_percent, "probes": ref.probes, "held_out_mape_percent": results["desktop"]["mape_percent"],
+               "machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "command": "python benchmarks/device_latency.py --contexts desktop --write-reference " + args.write_reference}
+        Path(args.write_reference).write_text(json.dumps(doc, indent=1) + "\n", "utf-8")
     out = {"machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "contexts": results}
     if args.format == "json":
