@@ -1,7 +1,7 @@
 # Two commands set up a fresh machine:  make run  (the app)  and  make test  (the tests).
 #   make run          installs the runtime (requirements.txt) into .venv, then serves the app
 #   make test         also installs the test extras (requirements-dev.txt, which includes requirements-train.txt)
-#                     and Debian's chromium, then runs every test
+#                     and Debian's chromium and zbar-tools, then runs every test
 #   make screenshots  regenerates docs/screenshots/*.png in the real browser (ARGS='explore classify' for some pages)
 # pip runs only when a requirement file (or pyproject.toml) changed: one stamp for the runtime, one for the extras.
 # The in-browser runtime (onnxruntime-web, pinned in app/ui/browser_runtime_web/onnxruntime-web.json) is fetched from
@@ -19,6 +19,8 @@ DEV_STAMP := $(VENV)/.stamp-dev-$(call hash,$(DEV_REQS))
 WEB_MANIFEST := app/ui/browser_runtime_web/onnxruntime-web.json
 WEB_STAMP := static/onnxruntime-web/.stamp-$(call hash,$(WEB_MANIFEST))
 PORT    ?= 8501
+# more Streamlit options for `make run`, e.g. SERVER='--server.address 0.0.0.0' (ARGS go to the app: --supernet)
+SERVER  ?=
 
 .DEFAULT_GOAL := install
 .PHONY: install install-dev run test test-fast browser screenshots bench clean-venv
@@ -42,17 +44,24 @@ install: $(RUN_STAMP) $(WEB_STAMP)
 install-dev: $(DEV_STAMP)
 
 run: $(RUN_STAMP) $(WEB_STAMP)
-	$(PY) -m app.ui.serve --server.port $(PORT) -- $(ARGS)
+	$(PY) -m app.ui.serve --server.port $(PORT) $(SERVER) -- $(ARGS)
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@command -v zbarimg >/dev/null 2>&1 || { \
+	  echo "installing Debian's zbar-tools (zbarimg reads the Present page's QR code in the browser tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq zbar-tools >/dev/null; }
+
+# Two test processes, one per core, each with one thread (a file's tests stay in one process: they share fixtures).
+TEST_ENV := TEST_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 test: $(DEV_STAMP) $(WEB_STAMP) browser
 	$(PY) scripts/check_requirements.py
-	$(PY) -m pytest -q
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(DEV_STAMP) $(WEB_STAMP)
 	$(PY) -m pytest -q -m "not browser"

@@ -127,7 +127,7 @@ def alternatives(probe_cfgs, probe_ms, held_cfgs, held_ms) -> dict[str, float]:
 
 
 def run_context(browser, base: str, files: Files, ctx_name: str, probes, probe_paths, held, held_paths, p, *,
-                runs: int, warmup: int, real_paths=()) -> dict:
+                runs: int, warmup: int, real_paths=(), int8_models=()) -> dict:
     if ctx_name == "phone (4x CPU throttling)":
         context = browser.new_context(**p.devices["Pixel 7"])
     else:
@@ -150,6 +150,13 @@ def run_context(browser, base: str, files: Files, ctx_name: str, probes, probe_p
         again_ms, _, _ = measure(page, files, held[:n], held_paths[:n], runs=runs, warmup=warmup)
         real_check = {"real_ms": [round(x, 3) for x in real_ms], "probe_ms": [round(x, 3) for x in again_ms],
                       "probe_over_real": [round(a / b, 3) for a, b in zip(again_ms, real_ms)]}
+    int8 = None
+    if int8_models:  # real fp32 and int8 files of a few subnets: is int8 faster in the browser?
+        cfgs = [c for c, _, _ in int8_models]
+        fp32_ms, _, _ = measure(page, files, cfgs, [a for _, a, _ in int8_models], runs=runs, warmup=warmup)
+        int8_ms, _, _ = measure(page, files, cfgs, [b for _, _, b in int8_models], runs=runs, warmup=warmup)
+        int8 = [{"config": c.to_compact(), "fp32_ms": round(a, 2), "int8_ms": round(b, 2), "int8_speedup": round(a / b, 3)}
+                for c, a, b in zip(cfgs, fp32_ms, int8_ms)]
     context.close()
     model = device.DeviceLatencyModel.fit(probes, probe_ms, label=ctx_name)
     pred = model.batch(encode(held))
@@ -166,6 +173,7 @@ def run_context(browser, base: str, files: Files, ctx_name: str, probes, probe_p
         "held_out_ms": [round(x, 3) for x in held_ms],
         "held_out_predicted_ms": [round(float(x), 3) for x in pred],
         "weightless_vs_real": real_check,
+        "int8_in_browser": int8,
     }
 
 
@@ -177,6 +185,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--contexts", default="desktop,phone")
+    ap.add_argument("--int8", action="store_true", help="also time fp32 against int8 files of 5 subnets in each context")
     ap.add_argument("--write-reference", metavar="PATH",
                     help="also write the desktop context's fitted model as the reference device (pretrained/latency/browser_wasm_reference.json)")
     ap.add_argument("--check-real", type=int, default=4, help="held-out subnets also timed with their real weights (desktop)")
@@ -200,6 +209,14 @@ def main(argv=None) -> int:
     from app.quantize import onnx_fp32
 
     real_paths = [files.add(f"/real/{i}.onnx", onnx_fp32(net.extract(c, calibrate=False))) for i, c in enumerate(held[:args.check_real])]
+    int8_models = []
+    if args.int8:
+        from app.quantize import onnx_int8
+
+        for i, c in enumerate([SubnetConfig.largest(224), SubnetConfig.largest(128), SubnetConfig.uniform(5, 4, 3, 160),
+                               SubnetConfig.smallest(224), SubnetConfig.smallest(128)]):
+            sub = net.extract(c)  # BN statistics re-estimated: the app's int8 recipe calibrates on the same images
+            int8_models.append((c, files.add(f"/fp32/{i}.onnx", onnx_fp32(sub)), files.add(f"/int8/{i}.onnx", onnx_int8(sub, net.card))))
     server, base = serve(files)
     names = {"desktop": "desktop chromium", "phone": "phone (4x CPU throttling)"}
     results = {}
@@ -209,7 +226,7 @@ def main(argv=None) -> int:
             for key in args.contexts.split(","):
                 results[key] = run_context(browser, base, files, names[key], probes, probe_paths, held, held_paths, p,
                                            runs=args.runs, warmup=args.warmup,
-                                           real_paths=real_paths if key == "desktop" else ())
+                                           real_paths=real_paths if key == "desktop" else (), int8_models=int8_models)
             browser.close()
     finally:
         server.shutdown()
@@ -241,6 +258,13 @@ def main(argv=None) -> int:
             c = r["weightless_vs_real"]
             print(f"\n{names[key]}: weightless probe / real weights, same subnets: {c['probe_over_real']} "
                   f"(real {c['real_ms']} ms)")
+    if args.int8:
+        rows = []
+        for key, r in results.items():
+            for x in r["int8_in_browser"]:
+                rows.append([names[key], x["config"], x["fp32_ms"], x["int8_ms"], x["int8_speedup"]])
+        print("\nint8 in the browser (real files, onnxruntime-web WASM 1 thread; the app's int8 recipe):")
+        print(table(["context", "subnet", "fp32 ms", "int8 ms", "int8 speed-up"], rows))
     print("\ntargets: MAPE ≤ 10% on ≥ 20 held-out subnets in both contexts; profiling ≤ 45 s and ≤ 30 MB in the phone context")
     return 0
 

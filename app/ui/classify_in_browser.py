@@ -22,15 +22,16 @@ SESSION_MODELS = 2  # ONNX files kept per session (the largest subnet's fp32 fil
 TOGGLE_LABEL = "Run on this device (in your browser)"
 
 
-def _session_model(sub, cfg: SubnetConfig, card) -> BrowserModel:
-    """The subnet as ONNX fp32 (BN folded), exported once per config and session."""
-    from app.quantize import onnx_fp32
+def _session_model(sub, cfg: SubnetConfig, card, precision: str = "fp32") -> BrowserModel:
+    """The subnet as ONNX (BN folded), fp32 or int8 (the app's int8 recipe, :func:`app.quantize.int8_subnet`), exported
+    once per config, precision and session."""
+    from app.quantize import int8_subnet, onnx_fp32
 
     cache: OrderedDict = st.session_state.setdefault("_browser_models", OrderedDict())
-    key = (card.sha256, card.name, cfg.to_compact())
+    key = (card.sha256, card.name, cfg.to_compact(), precision)
     if key not in cache:
-        with st.spinner("Exporting the subnet for your browser (once per subnet)…"):
-            cache[key] = BrowserModel.of(onnx_fp32(sub))
+        with st.spinner(f"Exporting the subnet in {precision} for your browser (once per subnet)…"):
+            cache[key] = BrowserModel.of(int8_subnet(sub, card).data if precision == "int8" else onnx_fp32(sub))
         while len(cache) > SESSION_MODELS:
             cache.popitem(last=False)
     cache.move_to_end(key)
@@ -45,13 +46,19 @@ def top_k(logits: np.ndarray, k: int = 5) -> tuple[list[int], list[float]]:
     return idx.tolist(), p[idx].tolist()
 
 
-def render(*, sub, cfg: SubnetConfig, image, card, server_top1: str | None = None) -> None:
+def render(*, sub, cfg: SubnetConfig, image, card, server_top1: str | None = None, precision: str = "fp32") -> None:
     """The opt-in control and, when on, the subnet's top-5 and latency measured in the viewer's browser."""
     if not st.toggle(TOGGLE_LABEL, key="classify_in_browser",
                      help="The subnet is sent to your browser once (cached per subnet for this page) and runs there "
                           "with onnxruntime-web, served by this app; this server does not run that forward pass."):
         return
-    model = _session_model(sub, cfg, card)
+    from app.quantize import QuantizationError
+
+    try:
+        model = _session_model(sub, cfg, card, precision)
+    except QuantizationError as exc:  # one line for people
+        st.error(str(exc))
+        return
     x = image_tensor(image, cfg.r, card.mean, card.std).numpy()
     state = run_in_browser(model=model, inputs=x, output_shape=(1, card.num_classes), key="classify_browser_run")
     if state.problem:
@@ -68,6 +75,6 @@ def render(*, sub, cfg: SubnetConfig, image, card, server_top1: str | None = Non
                                                    else f" — this server says {server_top1}")))
     st.altair_chart(charts.topk_chart(labels, probs), width="stretch")
     st.caption(f"Latency {run.latency_ms:.1f} ms — {run.source}; median of {len(run.latencies_ms)} runs after "
-               f"{WARMUP} warm-up runs, fp32 ONNX. This server did not run this forward pass.")
+               f"{WARMUP} warm-up runs, {precision} ONNX. This server did not run this forward pass.")
     with st.expander("The subnet's raw outputs in your browser (logits)"):
         st.code(json.dumps([float(v) for v in run.outputs[0]]), language="json")

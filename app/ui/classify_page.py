@@ -171,7 +171,7 @@ def render() -> None:
             f"{' (cached)' if extract_s == 0 else ''}, classification with the open-world decision "
             f"{result.seconds * 1000:.0f} ms; page total {total * 1000:.0f} ms."
         )
-        classify_in_browser.render(sub=sub, cfg=cfg, image=image, card=card, server_top1=result.top1)
+        classify_in_browser.render(sub=sub, cfg=cfg, image=image, card=card, server_top1=result.top1, precision=precision)
         if st.button("Pin this subnet for Compare", icon=":material/push_pin:", key="pin_classify"):
             st.toast("Pinned." if state.pin(cfg) else "Already pinned (or 6 pins already).")
     st.subheader("What the subnet looked at")

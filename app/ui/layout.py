@@ -13,6 +13,7 @@ class PageSpec:
     title: str
     icon: str
     url: str
+    hidden: bool = False  # reachable by its URL only (not listed in the sidebar)
 
 
 PAGES = (
@@ -22,6 +23,8 @@ PAGES = (
     PageSpec("pages/compare.py", "Compare", ":material/push_pin:", "compare"),
     PageSpec("pages/carbon.py", "Carbon", ":material/eco:", "carbon"),
     PageSpec("pages/about.py", "Model card", ":material/description:", "about"),
+    PageSpec("pages/present.py", "Present", ":material/co_present:", "present"),
+    PageSpec("pages/join.py", "Join a room", ":material/qr_code_scanner:", "join", hidden=True),  # the QR code's link
 )
 
 
@@ -34,6 +37,8 @@ def sidebar(pages: dict | None = None) -> None:
     with st.sidebar:
         if pages:
             for spec in PAGES:
+                if spec.hidden:
+                    continue
                 st.page_link(pages[spec.url], label=spec.title, icon=spec.icon)
             st.divider()
         st.markdown("### OFA Explorer")
