@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import torch
 
 import app
@@ -124,3 +125,72 @@ def test_prefetcher_fills_the_statistics_cache_in_the_background():
     assert not pre._thread.is_alive()
     pre.request(net, app.SubnetConfig.random(23, r=128))  # after stop: ignored, no new thread
     assert not pre._thread.is_alive()
+
+
+def test_prefetcher_waits_for_a_quiet_moment():
+    """A room that keeps moving sliders never waits for torch: no re-estimation starts while requests keep coming
+    faster than QUIET_S; once they stop, the latest config is fetched and none of the ones moved past."""
+    from app.calibrate import clear_statistics_cache, has_cached_statistics
+    from app.ui.resources import _StatisticsPrefetcher
+
+    net = app.load_supernet()
+    clear_statistics_cache()
+    pre = _StatisticsPrefetcher()
+    pre.QUIET_S = 0.4
+    cfgs = [app.SubnetConfig.random(s, r=128) for s in range(31, 41)]
+    try:
+        for cfg in cfgs:
+            pre.request(net, cfg)
+            time.sleep(0.1)
+        assert not any(has_cached_statistics(net.card, c) for c in cfgs)  # busy: nothing started
+        deadline = time.time() + 60
+        while not has_cached_statistics(net.card, cfgs[-1]) and time.time() < deadline:
+            time.sleep(0.05)
+        assert has_cached_statistics(net.card, cfgs[-1])
+        assert not any(has_cached_statistics(net.card, c) for c in cfgs[:-1])
+    finally:
+        pre.stop()
+
+
+def test_shared_subnets_are_extracted_once_per_config_and_bounded():
+    """Sessions share extracted subnets: 8 threads asking for one config extract it once and get the same object;
+    the cache keeps at most its capacity; a failed extraction leaves nothing behind and the next caller retries."""
+    import threading
+    from types import SimpleNamespace
+
+    from app.ui.resources import SharedSubnets
+
+    calls: list[str] = []
+    lock = threading.Lock()
+
+    class Net:
+        card = SimpleNamespace(sha256="abc", name="fake")
+        fail = False
+
+        def extract(self, cfg, calibrate=True):
+            with lock:
+                calls.append(cfg.to_compact())
+            time.sleep(0.2)
+            if self.fail:
+                raise RuntimeError("boom")
+            return object()
+
+    net, shared = Net(), SharedSubnets(capacity=3)
+    cfg = app.SubnetConfig.smallest()
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(shared.get(net, cfg))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [cfg.to_compact()]
+    assert len({id(sub) for sub, _ in got}) == 1 and sum(s > 0 for _, s in got) == 1  # one paid, seven waited
+    for seed in range(5):
+        shared.get(net, app.SubnetConfig.random(seed, r=128))
+    assert len(shared) == 3
+    net.fail = True
+    other = app.SubnetConfig.random(99, r=160)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            shared.get(net, other)
+    assert calls.count(other.to_compact()) == 2 and len(shared) == 3

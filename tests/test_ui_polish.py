@@ -3,6 +3,7 @@ the data, the Pareto front) and the model card's training lineage as a table."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -151,6 +152,45 @@ def test_tradeoff_chart_legend_lists_only_groups_shown():
     spec = charts.tradeoff_chart(_tradeoff_points(), "x", "y", "x", "y").to_dict()
     pts = _points_layer(spec)
     assert pts["encoding"]["color"]["legend"]["values"] == ["sampled subnets", "OFA specialised (published)", "current subnet"]
+
+
+def _without_names(spec: dict) -> dict:
+    """A Vega-Lite dict with its data and view names blanked (Altair hashes them; the compiled specs name them)."""
+    spec = json.loads(json.dumps({k: v for k, v in spec.items() if k not in ("datasets", "config")}))
+    for node in [spec] + _layers(spec) + _layers(spec.get("spec", {})):
+        node.pop("data", None)
+        node.pop("name", None)
+        for p in node.get("params", []):
+            p.pop("views", None)
+    return spec
+
+
+def _rows(frame_or_rows) -> list[dict]:
+    rows = frame_or_rows.to_dict("records") if isinstance(frame_or_rows, pd.DataFrame) else frame_or_rows
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_compiled_tradeoff_spec_is_the_altair_chart(seed):
+    """The fast path Streamlit draws (compiled once, filled per run) is the Altair chart, spec and data."""
+    pts = _tradeoff_points(seed).iloc[: 40 + 20 * seed]  # seed 1 drops the current subnet: another legend
+    for titles in (("latency (ms)", "top-1 (%)"), ("energy (mJ)", "ImageNet top-1, a long title that wraps (%)")):
+        alt_spec = charts.tradeoff_chart(pts, "x", "y", *titles).to_dict()
+        fast = charts.tradeoff_spec(pts, *titles)
+        assert _without_names(fast) == _without_names(alt_spec)
+        for lay_fast, lay_alt in zip(_layers(fast), _layers(alt_spec)):
+            assert _rows(fast["datasets"][lay_fast["data"]["name"]]) == _rows(_data(alt_spec, lay_alt))
+
+
+@pytest.mark.parametrize("compact", ["smallest", "largest", "r160-d23432-k35735735735735735735-e34634634634634634634"])
+def test_compiled_architecture_spec_is_the_altair_chart(compact):
+    from app.space import SubnetConfig
+
+    cfg = getattr(SubnetConfig, compact)() if compact in ("smallest", "largest") else SubnetConfig.from_compact(compact)
+    alt_spec = charts.architecture_chart(cfg, 1.2).to_dict()
+    fast = charts.architecture_spec(cfg, 1.2)
+    assert _without_names(fast) == _without_names(alt_spec)
+    assert _rows(fast["datasets"][fast["data"]["name"]]) == _rows(alt_spec["datasets"][alt_spec["data"]["name"]])
 
 
 # ------------------------------------------------------------------ model card lineage

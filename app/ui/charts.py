@@ -6,6 +6,9 @@ so they are testable on their own.
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 import altair as alt
 import pandas as pd
 
@@ -20,18 +23,32 @@ def tradeoff_chart(points: pd.DataFrame, x: str, y: str, x_title: str, y_title: 
 
     Both axes fit the data (a small padding, not zero-based), and the Pareto front of the plotted
     points (:func:`pareto_front_points`: the best ``y`` at any ``x`` or less) is drawn as a step line."""
+    front = pareto_front_points(points, x, y).drop_duplicates(subset=[x, y])
+    return _tradeoff_layers(alt.Chart(points), alt.Chart(front[[x, y]]), x, y, x_title, y_title,
+                            padded_domain(points[x]), padded_domain(points[y]), _present_groups(points))
+
+
+TRADEOFF_GROUPS = ("sampled subnets", "OFA specialised (published)", "search result", "pinned", "current subnet")
+
+
+def _present_groups(points: pd.DataFrame) -> tuple[str, ...]:
+    shown = set(points["group"]) if "group" in points else set(TRADEOFF_GROUPS)
+    return tuple(g for g in TRADEOFF_GROUPS if g in shown)
+
+
+def _tradeoff_layers(points: alt.Chart, front: alt.Chart, x: str, y: str, x_title: str, y_title: str,
+                     x_dom: list[float], y_dom: list[float], present: tuple[str, ...]) -> alt.LayerChart:
+    """The trade-off chart's layers over the given data (a frame, or a named dataset for :func:`tradeoff_spec`)."""
     sel = alt.selection_point(name="pick", fields=["cfg"], on="click", clear="dblclick")
-    groups = ["sampled subnets", "OFA specialised (published)", "search result", "pinned", "current subnet"]
+    groups = list(TRADEOFF_GROUPS)
     colours = ["#b0b7bf", "#e67e22", "#27ae60", "#8e44ad", "#c0392b"]
-    present = [g for g in groups if g in set(points["group"])] if "group" in points else groups
-    x_dom, y_dom = padded_domain(points[x]), padded_domain(points[y])
     x_enc = alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(domain=x_dom, nice=False, zero=False))
     y_enc = alt.Y(f"{y}:Q", title=wrap_title(y_title), scale=alt.Scale(domain=y_dom, nice=False, zero=False))
-    base = alt.Chart(points).encode(
+    base = points.encode(
         x=x_enc,
         y=y_enc,
         color=alt.Color("group:N", scale=alt.Scale(domain=groups, range=colours),
-                        legend=alt.Legend(orient="bottom", title=None, values=present or groups, columns=2, labelLimit=200,
+                        legend=alt.Legend(orient="bottom", title=None, values=list(present) or groups, columns=2, labelLimit=200,
                                           labelExpr="replace(datum.label, ' (published)', '')")),  # fits a phone
         tooltip=[alt.Tooltip("name:N", title="subnet"), alt.Tooltip(f"{x}:Q", title=x_title, format=".2f"),
                  alt.Tooltip(f"{y}:Q", title=y_title, format=".2f"), alt.Tooltip("cfg:N", title="config")],
@@ -41,10 +58,61 @@ def tradeoff_chart(points: pd.DataFrame, x: str, y: str, x_title: str, y_title: 
         shape=alt.Shape("group:N", scale=alt.Scale(domain=groups, range=["circle", "diamond", "square", "triangle-up", "cross"]), legend=None),
     ).add_params(sel)
     current = base.transform_filter(alt.datum.group == "current subnet").mark_point(filled=True, size=260, shape="cross")
-    front = pareto_front_points(points, x, y).drop_duplicates(subset=[x, y])
-    front_line = alt.Chart(front[[x, y]]).mark_line(interpolate="step-after", color="#2c3e50", strokeWidth=1.5,
-                                                    opacity=0.8).encode(x=x_enc, y=y_enc)
+    front_line = front.mark_line(interpolate="step-after", color="#2c3e50", strokeWidth=1.5,
+                                 opacity=0.8).encode(x=x_enc, y=y_enc)
     return (front_line + pts + current).properties(height=380)  # the line first: clicks land on the points
+
+
+# ------------------------------------------------------------------ the hot charts as compiled Vega-Lite
+# A slider move redraws the trade-off and architecture charts. Building and validating them with Altair costs
+# 35-55 ms of Python per chart per run (measured: app/ui/charts.py's benchmark note in docs/load.md), under the GIL
+# and a lock Streamlit holds for every Altair conversion, so a room of sessions queues behind it. The specs below
+# are the same Altair charts compiled once (validated) over named datasets, then filled per run: data, domains.
+_TEMPLATE_ENTRIES = 64
+
+
+def _compile(chart: alt.TopLevelMixin) -> str:
+    """``chart`` as validated Vega-Lite JSON, without Altair's default theme (Streamlit applies its own)."""
+    spec = chart.to_dict()
+    view = spec.get("config", {}).get("view", {})
+    for k in ("continuousWidth", "continuousHeight"):
+        view.pop(k, None)
+    if "config" in spec and not spec["config"].get("view", True):
+        spec["config"].pop("view")
+    if "config" in spec and not spec["config"]:
+        spec.pop("config")
+    return json.dumps(spec)
+
+
+@lru_cache(maxsize=_TEMPLATE_ENTRIES)
+def _tradeoff_template(x_title: str, y_title: str, present: tuple[str, ...]) -> str:
+    return _compile(_tradeoff_layers(alt.Chart(alt.NamedData(name="points")), alt.Chart(alt.NamedData(name="front")),
+                                     "x", "y", x_title, y_title, [0.0, 1.0], [0.0, 1.0], present))
+
+
+def tradeoff_spec(points: pd.DataFrame, x_title: str, y_title: str) -> dict:
+    """:func:`tradeoff_chart` of ``points`` (columns ``x``, ``y``, ``group``, ``name``, ``cfg``) as a Vega-Lite
+    dict for ``st.vega_lite_chart`` (its ``datasets`` are data frames), compiled once per titles and legend."""
+    spec = json.loads(_tradeoff_template(x_title, y_title, _present_groups(points)))
+    domains = {"x": padded_domain(points["x"]), "y": padded_domain(points["y"])}
+    for layer in spec["layer"]:
+        for axis, dom in domains.items():
+            layer["encoding"][axis]["scale"]["domain"] = dom
+    front = pareto_front_points(points, "x", "y").drop_duplicates(subset=["x", "y"])
+    spec["datasets"] = {"points": points.reset_index(drop=True), "front": front[["x", "y"]].reset_index(drop=True)}
+    return spec
+
+
+@lru_cache(maxsize=8)
+def _architecture_template(width_mult: float) -> str:
+    return _compile(_architecture_layers(alt.Chart(alt.NamedData(name="blocks")), width_mult))
+
+
+def architecture_spec(cfg: SubnetConfig, width_mult: float = 1.2) -> dict:
+    """:func:`architecture_chart` as a Vega-Lite dict for ``st.vega_lite_chart``, compiled once per width."""
+    spec = json.loads(_architecture_template(float(width_mult)))
+    spec["datasets"] = {"blocks": _with_ghost(diagram_frame(cfg, width_mult), width_mult)}
+    return spec
 
 
 def diagram_frame(cfg: SubnetConfig, width_mult: float = 1.2) -> pd.DataFrame:
@@ -74,19 +142,30 @@ def diagram_frame(cfg: SubnetConfig, width_mult: float = 1.2) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def architecture_chart(cfg: SubnetConfig, width_mult: float = 1.2) -> alt.Chart:
+def architecture_chart(cfg: SubnetConfig, width_mult: float = 1.2) -> alt.FacetChart:
     """Blocks as bars: height = hidden channels (width), colour = kernel size, skipped blocks hollow."""
-    df = diagram_frame(cfg, width_mult)
-    max_hidden = middle_channels(Widths.of(width_mult).stages[-2], 6)
-    df["ghost"] = max_hidden * 0.15
-    base = alt.Chart(df).encode(x=alt.X("block:O", title="block (1-20)", axis=alt.Axis(labelAngle=0)))
+    return _architecture_layers(alt.Chart(_with_ghost(diagram_frame(cfg, width_mult), width_mult)), width_mult)
+
+
+def _max_hidden(width_mult: float) -> int:
+    return middle_channels(Widths.of(width_mult).stages[-2], 6)
+
+
+def _with_ghost(df: pd.DataFrame, width_mult: float) -> pd.DataFrame:
+    df["ghost"] = _max_hidden(width_mult) * 0.15  # the height of a skipped block's hollow bar
+    return df
+
+
+def _architecture_layers(blocks: alt.Chart, width_mult: float) -> alt.FacetChart:
+    max_hidden = _max_hidden(width_mult)
+    base = blocks.encode(x=alt.X("block:O", title="block (1-20)", axis=alt.Axis(labelAngle=0)))
     bars = base.transform_filter("datum.active").mark_bar().encode(
         y=alt.Y("hidden:Q", title="hidden channels", scale=alt.Scale(domain=[0, max_hidden])),
         color=alt.Color("kernel:O", title="kernel", scale=alt.Scale(domain=[3, 5, 7], range=list(KERNEL_COLOURS.values()))),
-        tooltip=["stage", "block", "kernel", "expand", "hidden", "out", "stride", "se"],
+        tooltip=["stage:N", "block:Q", "kernel:Q", "expand:Q", "hidden:Q", "out:Q", "stride:Q", "se:N"],
     )
     ghosts = base.transform_filter("!datum.active").mark_bar(color="white", stroke="#aaa", strokeDash=[3, 3]).encode(
-        y="ghost:Q", tooltip=["stage", "block", "status"])
+        y="ghost:Q", tooltip=["stage:N", "block:Q", "status:N"])
     text = base.mark_text(dy=-6, fontSize=10).encode(y=alt.Y("hidden:Q"), text="label:N")
     return (bars + ghosts + text).properties(height=220).facet(
         column=alt.Column("stage:N", title=None, header=alt.Header(labelFontWeight="bold")),

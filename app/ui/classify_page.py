@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from app.classify import classify, classify_onnx
+from app.classify import classify_onnx
 from app.data import ImageError, load_image
 from app.space import SubnetConfig
 from app.ui import charts, classify_in_browser, resources, state
@@ -55,13 +55,14 @@ def _int8(sub, image, card):
     """The int8 version of the current subnet's answer (quantized once per config and process), or None with an error."""
     from app import quantize
 
-    try:
-        with st.spinner("Quantizing the subnet to int8 (once per subnet)…"):
-            model = quantize.int8_subnet(sub, card)
-    except quantize.QuantizationError as exc:
-        st.error(str(exc))
-        return None
-    return classify_onnx(model, image, card)
+    with resources.heavy_work("the int8 quantizer"):
+        try:
+            with st.spinner("Quantizing the subnet to int8 (once per subnet)…"):
+                model = quantize.int8_subnet(sub, card)
+        except quantize.QuantizationError as exc:
+            st.error(str(exc))
+            return None
+        return classify_onnx(model, image, card)
 
 
 def _class_gallery(card) -> None:
@@ -145,11 +146,13 @@ def render() -> None:
         st.image(image, caption=f"{desc} ({image.width}×{image.height})", width="stretch")
     with right:
         t0 = time.perf_counter()
-        with st.spinner("Extracting the subnet and re-estimating its BN statistics…"):
-            sub, extract_s = resources.session_subnet(cfg)
-        result = classify(sub, image, card, explain=True)
-        big = resources.largest_subnet(net, card.sha256, cfg.r)
-        big_result = classify(big, image, card, explain=True)
+        key = resources.image_key(image)
+        with resources.heavy_work("the classifier") as waited:
+            with st.spinner("Extracting the subnet and re-estimating its BN statistics…"):
+                sub, extract_s = resources.session_subnet(cfg)
+            result, cached = resources.classified(sub, cfg, image, card, key, explain=True)
+            big = resources.largest_subnet(net, card.sha256, cfg.r)
+            big_result, _ = resources.classified(big, SubnetConfig.largest(cfg.r), image, card, key, explain=True)
         total = time.perf_counter() - t0
         verdict(result.open_world, card.num_classes, f"**{result.top1}** ({result.probabilities[0]:.0%})")
         demoted = result.in_classes is False
@@ -169,7 +172,8 @@ def render() -> None:
         st.caption(
             f"Time here (this machine, measured): extraction + BN re-estimation {extract_s * 1000:.0f} ms"
             f"{' (cached)' if extract_s == 0 else ''}, classification with the open-world decision "
-            f"{result.seconds * 1000:.0f} ms; page total {total * 1000:.0f} ms."
+            f"{result.seconds * 1000:.0f} ms{' (when first asked; this answer was cached)' if cached else ''}"
+            f"{f', waiting in the queue {waited:.1f} s' if waited >= 0.05 else ''}; page total {total * 1000:.0f} ms."
         )
         classify_in_browser.render(sub=sub, cfg=cfg, image=image, card=card, server_top1=result.top1, precision=precision)
         if st.button("Pin this subnet for Compare", icon=":material/push_pin:", key="pin_classify"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.classify import classify
 from app.data import ImageError, load_image
 from app.ui import metrics, resources, state
 from app.ui.open_world_view import verdict
@@ -58,8 +57,9 @@ def render() -> None:
         st.error(f"Cannot classify this file: {exc}")
         return
     st.image(image, caption=desc, width=224)
-    with st.spinner("Extracting and classifying…"):
-        results = [(c, classify(resources.session_subnet(c)[0], image, card, topk=3)) for c in pinned]
+    key = resources.image_key(image)
+    with resources.heavy_work("the classifier"), st.spinner("Extracting and classifying…"):
+        results = [(c, resources.classified(resources.session_subnet(c)[0], c, image, card, key, topk=3)[0]) for c in pinned]
     verdict(results[0][1].open_world, card.num_classes, bars="The greyed answers below")  # the gate's: the same for every pin
     cols = st.columns(len(pinned))
     for col, (c, res) in zip(cols, results):

@@ -57,8 +57,8 @@ def _tradeoff(cfg: SubnetConfig, hw: str, precision: str) -> None:
     if frame.empty:
         st.info("No latency prediction for this hardware in the current resolution range; pick another target.")
         return
-    event = st.altair_chart(charts.tradeoff_chart(frame, "x", "y", x_title, y_title), width="stretch",
-                            on_select="rerun", key="tradeoff")
+    event = st.vega_lite_chart(spec=charts.tradeoff_spec(frame, x_title, y_title), width="stretch",
+                               on_select="rerun", key="tradeoff")
     picked = (event or {}).get("selection", {}).get("pick") if isinstance(event, dict) or hasattr(event, "get") else None
     if picked:
         compact = picked[0].get("cfg")
@@ -91,7 +91,7 @@ def render() -> None:
     with right:
         st.markdown(f"**Subnet** `{cfg.to_compact()}`")
         seconds = _metric_tiles(cfg, hw, precision)
-        st.altair_chart(charts.architecture_chart(cfg, net.card.width_mult), width="stretch")
+        st.vega_lite_chart(spec=charts.architecture_spec(cfg, net.card.width_mult), width="stretch")
         st.caption(f"Server time for the metrics: {seconds * 1000:.1f} ms. Bars: hidden channels of each block "
                    "(expand ratio × input channels), colour: kernel size; dashed: blocks skipped by depth.")
     _tradeoff(cfg, hw, precision)

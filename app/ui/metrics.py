@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import pandas as pd
@@ -73,7 +74,12 @@ def summary_sources(hw: str) -> str:
 def measurement_set_size() -> int:
     from app.ui import resources
 
-    card = resources.supernet().card
+    return _measurement_set_size(resources.supernet().card)
+
+
+@functools.lru_cache(maxsize=4)
+def _measurement_set_size(card) -> int:
+    """The bundled measurement images the card's classes label (a directory walk: once per supernet, not per run)."""
     return len(labelled_images(MEASURE_DIR, card)) if MEASURE_DIR.is_dir() else 0
 
 

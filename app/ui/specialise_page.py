@@ -77,10 +77,10 @@ def render() -> None:
         st.switch_page("pages/explore.py")
     if b2.button("Pin for Compare", key="sp_pin"):
         st.toast("Pinned." if state.pin(res.config) else "Already pinned (or the list is full).")
-    st.altair_chart(charts.architecture_chart(res.config, card.width_mult), width="stretch")
+    st.vega_lite_chart(spec=charts.architecture_spec(res.config, card.width_mult), width="stretch")
     frame, x_title, y_title = metrics.tradeoff_points(state.config(), hw, metrics.ACCURACY_AXES[1 if acc_choice == "imagenet" else 0], state.pins())
     if not frame.empty:
-        st.altair_chart(charts.tradeoff_chart(frame, "x", "y", x_title, y_title), width="stretch")
+        st.vega_lite_chart(spec=charts.tradeoff_spec(frame, x_title, y_title), width="stretch")
         st.caption("Green: the search result; red cross: the subnet currently in Explore.")
 
 
