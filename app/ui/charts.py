@@ -65,7 +65,7 @@ def _tradeoff_layers(points: alt.Chart, front: alt.Chart, x: str, y: str, x_titl
 
 # ------------------------------------------------------------------ the hot charts as compiled Vega-Lite
 # A slider move redraws the trade-off and architecture charts. Building and validating them with Altair costs
-# 35-55 ms of Python per chart per run (measured: app/ui/charts.py's benchmark note in docs/load.md), under the GIL
+# 35-55 ms of Python per chart per run (measured, docs/load.md), under the GIL
 # and a lock Streamlit holds for every Altair conversion, so a room of sessions queues behind it. The specs below
 # are the same Altair charts compiled once (validated) over named datasets, then filled per run: data, domains.
 _TEMPLATE_ENTRIES = 64
