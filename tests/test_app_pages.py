@@ -73,6 +73,40 @@ def test_classify_sample_gallery_gives_top5():
     assert any("this machine, measured" in c.value for c in at.caption)
 
 
+def test_classify_when_the_heavy_queue_is_full_says_busy_in_one_line_and_keeps_the_choice():
+    """A room at its bound: the page refuses politely (no freeze, no traceback), keeps the chosen sample, and
+    classifies it on the next run once the queue has room."""
+    import threading
+
+    from app.ui.work_queue import HEAVY
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with HEAVY.slot():
+            holding.set()
+            release.wait(60)
+
+    saved = HEAVY.max_waiting
+    HEAVY.max_waiting = 0  # nobody may wait: the one slot is taken below
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        holding.wait(10)
+        at = page("classify", sample="golf_ball_1.jpg").run()
+        no_exceptions(at)
+        assert any("The server is busy" in w.value and "Try again" in w.value for w in at.warning), [w.value for w in at.warning]
+        assert not at.success and not any("Current subnet" in md.value for md in at.markdown)
+        assert at.selectbox(key="sample_pick").value == "golf_ball_1.jpg"
+    finally:
+        release.set()
+        holder.join(10)
+        HEAVY.max_waiting = saved
+    at.run()
+    no_exceptions(at)
+    assert at.success and "golf ball" in at.success[0].value
+
+
 def test_classify_bad_url_values_fall_back():
     at = page("classify", sample="../../etc/passwd", cfg="r999-nonsense").run()
     no_exceptions(at)
