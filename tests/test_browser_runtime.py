@@ -166,6 +166,71 @@ def test_a_second_subnet_in_the_browser_equals_pytorch(server, browser):
     page.close()
 
 
+# WebGPU needs an adapter: this machine has none but chromium's software one (SwiftShader), which these flags enable.
+WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan",
+               "--use-vulkan=swiftshader"]
+
+
+def _webgpu_answer(page, done: str) -> tuple[str, list[float]]:
+    """Switch the in-browser option, then WebGPU, on; wait for the text ``done`` (a regex) of the WebGPU run's
+    answer; (its latency caption, its logits)."""
+    page.get_by_text("Run on this device (in your browser)").click()
+    page.get_by_text(re.compile(r"This device \(in your browser\) at \d+px")).wait_for(timeout=120_000)
+    _wait_idle(page)
+    page.get_by_text("Use WebGPU where this browser has it").click()
+    page.get_by_text(re.compile(done)).first.wait_for(timeout=120_000)
+    _wait_idle(page)
+    caption = page.get_by_text(re.compile(r"^Latency [\d.]+ ms — measured in your browser")).inner_text()
+    page.get_by_text("The subnet's raw outputs in your browser (logits)").click()
+    code = page.locator('[data-testid="stExpander"]').filter(has_text="raw outputs in your browser")
+    code = code.locator('[data-testid="stCode"]')
+    code.wait_for(timeout=30_000)
+    return caption, json.loads(code.inner_text())
+
+
+@pytest.mark.browser
+def test_webgpu_runs_the_subnet_where_the_browser_has_it_and_equals_pytorch(server, browser):
+    """With a WebGPU adapter (chromium's software one) on a secure page (the app on 127.0.0.1), the subnet runs on
+    WebGPU: the latency says so and the logits equal the PyTorch subnet's to 1e-3."""
+    import app
+    from tests.test_browser import ARGS, CHROMIUM
+
+    cfg = app.SubnetConfig.smallest(128)
+    sample = "church_1.jpg"
+    b = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=ARGS + WEBGPU_ARGS)
+    try:
+        page = b.new_page(viewport={"width": 1400, "height": 1000})
+        _goto(page, f"{server}/classify?cfg={cfg.to_compact()}&sample={sample}")
+        page.get_by_text(re.compile(r"Current subnet at 128px: ")).wait_for(timeout=120_000)
+        _wait_idle(page)
+        assert page.evaluate("async () => !!(navigator.gpu && await navigator.gpu.requestAdapter())")
+        caption, logits = _webgpu_answer(page, r"measured in your browser \(WebGPU\)")
+        assert "measured in your browser (WebGPU)" in caption, caption
+        np.testing.assert_allclose(np.array(logits), _pytorch_logits(cfg, ROOT / "assets" / "samples" / sample), atol=1e-3)
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        b.close()
+
+
+@pytest.mark.browser
+def test_webgpu_asked_without_an_adapter_runs_on_wasm_and_says_so(server, browser):
+    """The test browser has no WebGPU adapter (--disable-gpu): asking for WebGPU runs on WASM, labelled as such,
+    with one line saying why, and the same logits."""
+    import app
+
+    cfg = app.SubnetConfig.smallest(128)
+    sample = "church_1.jpg"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    _goto(page, f"{server}/classify?cfg={cfg.to_compact()}&sample={sample}")
+    page.get_by_text(re.compile(r"Current subnet at 128px: ")).wait_for(timeout=120_000)
+    _wait_idle(page)
+    caption, logits = _webgpu_answer(page, "WebGPU is not available here")
+    assert "measured in your browser (WASM, 1 thread)" in caption, caption
+    assert page.get_by_text(re.compile("WebGPU is not available here")).count() == 1
+    np.testing.assert_allclose(np.array(logits), _pytorch_logits(cfg, ROOT / "assets" / "samples" / sample), atol=1e-3)
+    page.close()
+
+
 @pytest.mark.browser
 def test_this_device_profiles_itself_becomes_a_target_and_specialise_checks_the_found_subnet_on_it(server, browser):
     """End to end in chromium: Explore's panel profiles the page's own device on the probe subnets (progress shown),

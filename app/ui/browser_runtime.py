@@ -1,4 +1,5 @@
-"""Run an ONNX subnet in the viewer's browser (onnxruntime-web, WASM, 1 thread) and get its outputs and latency back.
+"""Run an ONNX subnet in the viewer's browser (onnxruntime-web: WASM, 1 thread, or WebGPU) and get its outputs and
+latency back.
 
 A Streamlit v2 component (no iframe): Python serves the model and the input tensor as the app's own media files
 (content-addressed URLs, so the browser's session cache of a model holds per subnet), the JavaScript beside this
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app.ui.browser_report import MAX_REPORT_CHARS, BrowserProfile, BrowserReportError, BrowserRun, parse_report
+from app.ui.browser_report import BACKENDS, MAX_REPORT_CHARS, BrowserProfile, BrowserReportError, BrowserRun, parse_report
 
 WEB = Path(__file__).resolve().parent / "browser_runtime_web"
 MANIFEST = WEB / "onnxruntime-web.json"
@@ -74,10 +75,10 @@ def runtime_missing() -> str | None:
     return None
 
 
-def request_id(*, model: BrowserModel, inputs: np.ndarray, runs: int, warmup: int) -> str:
-    """The identity of one measurement: the model, the input and how it is timed."""
+def request_id(*, model: BrowserModel, inputs: np.ndarray, runs: int, warmup: int, backend: str = "wasm") -> str:
+    """The identity of one measurement: the model, the input, the backend asked for and how it is timed."""
     h = hashlib.sha256(model.sha256.encode())
-    h.update(repr((inputs.shape, runs, warmup)).encode())
+    h.update(repr((inputs.shape, runs, warmup) + ((backend,) if backend != "wasm" else ())).encode())
     h.update(np.ascontiguousarray(inputs, dtype="<f4").tobytes())
     return h.hexdigest()[:32]
 
@@ -106,14 +107,17 @@ def _is_earlier_run(text, rid: str) -> bool:
 
 
 def run_in_browser(*, model: BrowserModel, inputs: np.ndarray, output_shape: tuple[int, ...], key: str,
-                   runs: int = RUNS, warmup: int = WARMUP) -> InBrowser:
+                   runs: int = RUNS, warmup: int = WARMUP, backend: str = "wasm") -> InBrowser:
     """Ask the viewer's browser to run ``model`` on ``inputs`` (float32, e.g. 1 x 3 x r x r): ``warmup`` untimed
-    passes, then ``runs`` timed ones. Returns at once; the component reruns the page when the browser reports."""
+    passes, then ``runs`` timed ones, on ``backend`` ("wasm", or "webgpu" where the browser has it: the report
+    names the backend that ran). Returns at once; the component reruns the page when the browser reports."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: one of {', '.join(BACKENDS)}; got {backend!r}")
     missing = runtime_missing()
     if missing:
         return InBrowser(problem=missing)
     inputs = np.ascontiguousarray(inputs, dtype="<f4")
-    rid = request_id(model=model, inputs=inputs, runs=runs, warmup=warmup)
+    rid = request_id(model=model, inputs=inputs, runs=runs, warmup=warmup, backend=backend)
     task = {
         "request_id": rid,
         "runtime_base": _base_path() + "/app/static/onnxruntime-web/",
@@ -123,6 +127,7 @@ def run_in_browser(*, model: BrowserModel, inputs: np.ndarray, output_shape: tup
         "input_shape": list(inputs.shape),
         "runs": runs,
         "warmup": warmup,
+        "backend": backend,
     }
     result = _mount()(key=key, data=task, on_report_change=lambda: None, height="content")
     text = result.get("report") if result is not None else None

@@ -20,6 +20,7 @@ from app.ui.browser_runtime import WARMUP, BrowserModel, run_in_browser
 
 SESSION_MODELS = 2  # ONNX files kept per session (the largest subnet's fp32 file is ~37 MB)
 TOGGLE_LABEL = "Run on this device (in your browser)"
+WEBGPU_LABEL = "Use WebGPU where this browser has it"
 
 
 def _session_model(sub, cfg: SubnetConfig, card, precision: str = "fp32") -> BrowserModel:
@@ -59,8 +60,13 @@ def render(*, sub, cfg: SubnetConfig, image, card, server_top1: str | None = Non
     except QuantizationError as exc:  # one line for people
         st.error(str(exc))
         return
+    backend = "webgpu" if st.checkbox(WEBGPU_LABEL, key="classify_in_browser_webgpu",
+                                      help="WebGPU runs the subnet on your device's graphics processor. Browsers offer it "
+                                           "only to secure pages (https, or this app on localhost); elsewhere the "
+                                           "subnet runs on WASM and the page says so.") else "wasm"
     x = image_tensor(image, cfg.r, card.mean, card.std).numpy()
-    state = run_in_browser(model=model, inputs=x, output_shape=(1, card.num_classes), key="classify_browser_run")
+    state = run_in_browser(model=model, inputs=x, output_shape=(1, card.num_classes), key="classify_browser_run",
+                           backend=backend)
     if state.problem:
         st.error(state.problem)
         return
@@ -76,5 +82,8 @@ def render(*, sub, cfg: SubnetConfig, image, card, server_top1: str | None = Non
     st.altair_chart(charts.topk_chart(labels, probs), width="stretch")
     st.caption(f"Latency {run.latency_ms:.1f} ms — {run.source}; median of {len(run.latencies_ms)} runs after "
                f"{WARMUP} warm-up runs, {precision} ONNX. This server did not run this forward pass.")
+    if backend == "webgpu" and run.backend != "webgpu":
+        st.caption("WebGPU is not available here (browsers offer it to secure pages — https, or localhost — that have "
+                   "a WebGPU adapter), so the subnet ran on WASM.")
     with st.expander("The subnet's raw outputs in your browser (logits)"):
         st.code(json.dumps([float(v) for v in run.outputs[0]]), language="json")

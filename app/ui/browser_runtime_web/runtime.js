@@ -1,19 +1,33 @@
-// Runs an ONNX subnet in the viewer's browser with onnxruntime-web (WASM backend, 1 thread) and reports the outputs
-// and the measured latencies to Python as JSON text (validated there: app/ui/browser_report.py).
+// Runs an ONNX subnet in the viewer's browser with onnxruntime-web and reports the outputs and the measured latencies
+// to Python as JSON text (validated there: app/ui/browser_report.py). Backend: WASM (1 thread) always; WebGPU when
+// asked for and the page is a secure context whose browser has a WebGPU adapter (else WASM, and the report says so).
 // The runtime, the model and the input are fetched from the app's own origin (no CDN): see app/ui/browser_runtime.py.
-const SHARED = (globalThis.__ofaExplorerBrowserRuntime ??= { ort: null, sessions: new Map() });
+const SHARED = (globalThis.__ofaExplorerBrowserRuntime ??= { ort: {}, sessions: new Map(), gpu: null });
 const MAX_SESSIONS = 2; // models kept ready per page (the largest subnet's fp32 file is ~37 MB)
+const BUNDLES = { wasm: "ort.wasm.min.mjs", webgpu: "ort.webgpu.min.mjs" };
 
-async function runtime(base) {
-  if (!SHARED.ort) {
-    SHARED.ort = import(new URL(base + "ort.wasm.min.mjs", location.href).href).then((ort) => {
+async function runtime(base, backend = "wasm") {
+  SHARED.ort ??= {};
+  if (!SHARED.ort[backend]) {
+    SHARED.ort[backend] = import(new URL(base + BUNDLES[backend], location.href).href).then((ort) => {
       ort.env.wasm.numThreads = 1;
       ort.env.wasm.proxy = false;
       ort.env.wasm.wasmPaths = new URL(base, location.href).href;
       return ort;
     });
   }
-  return SHARED.ort;
+  return SHARED.ort[backend];
+}
+
+// Whether this page can use WebGPU: a secure context (https, or http on localhost) with an adapter.
+async function webgpuAvailable() {
+  if (SHARED.gpu === null) {
+    SHARED.gpu = (async () => {
+      if (!globalThis.isSecureContext || !navigator.gpu) return false;
+      try { return !!(await navigator.gpu.requestAdapter()); } catch { return false; }
+    })();
+  }
+  return SHARED.gpu;
 }
 
 async function fetchBytes(url) {
@@ -22,26 +36,27 @@ async function fetchBytes(url) {
   return response.arrayBuffer();
 }
 
-async function session(ort, modelUrl, say) {
-  // cached per model URL: the URL is derived from the model's content, so a new subnet is a new URL
-  if (!SHARED.sessions.has(modelUrl)) {
+async function session(ort, modelUrl, backend, say) {
+  // cached per model URL and backend: the URL is derived from the model's content, so a new subnet is a new URL
+  const key = backend + " " + modelUrl;
+  if (!SHARED.sessions.has(key)) {
     const created = (async () => {
       say("Downloading the subnet from the app…");
       const bytes = await fetchBytes(modelUrl);
       say(`Preparing the subnet (${(bytes.byteLength / 1e6).toFixed(1)} MB)…`);
-      return ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+      return ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: [backend], graphOptimizationLevel: "all" });
     })();
-    SHARED.sessions.set(modelUrl, created);
-    created.catch(() => SHARED.sessions.delete(modelUrl));
+    SHARED.sessions.set(key, created);
+    created.catch(() => SHARED.sessions.delete(key));
     while (SHARED.sessions.size > MAX_SESSIONS) {
       const [oldest, old] = SHARED.sessions.entries().next().value;
       SHARED.sessions.delete(oldest);
       old.then((s) => s.release()).catch(() => {});
     }
   }
-  const s = await SHARED.sessions.get(modelUrl);
-  SHARED.sessions.delete(modelUrl); // most recently used last
-  SHARED.sessions.set(modelUrl, Promise.resolve(s));
+  const s = await SHARED.sessions.get(key);
+  SHARED.sessions.delete(key); // most recently used last
+  SHARED.sessions.set(key, Promise.resolve(s));
   return s;
 }
 
@@ -62,7 +77,7 @@ async function timeRuns(s, feeds, task, say, what) {
 // the session is created) on an input of its size, one after the other, releasing each session when done.
 // progress(done, total, text) is called before each probe and at the end.
 export async function profile(task, progress) {
-  const ort = await runtime(task.runtime_base);
+  const ort = await runtime(task.runtime_base, "wasm");
   const latencies = [];
   const n = task.probes.length;
   for (let p = 0; p < n; p++) {
@@ -83,14 +98,17 @@ export async function profile(task, progress) {
 }
 
 async function measure(task, say) {
-  const ort = await runtime(task.runtime_base);
-  const s = await session(ort, task.model_url, say);
+  const backend = task.backend === "webgpu" && (await webgpuAvailable()) ? "webgpu" : "wasm";
+  if (task.backend === "webgpu" && backend !== "webgpu") say("WebGPU is not available here: running on WASM…");
+  const ort = await runtime(task.runtime_base, backend);
+  const s = await session(ort, task.model_url, backend, say);
   const input = new ort.Tensor("float32", new Float32Array(await fetchBytes(task.input_url)), task.input_shape);
   const feeds = { [task.input_name]: input };
   say("Warming up…");
   const { result, latencies } = await timeRuns(s, feeds, task, say, "In your browser");
   const out = result[s.outputNames[0]];
-  return { request_id: task.request_id, backend: "wasm", outputs: Array.from(out.data), latencies_ms: latencies };
+  const outputs = Array.from(out.data ?? (await out.getData()));
+  return { request_id: task.request_id, backend, outputs, latencies_ms: latencies };
 }
 
 export default function (component) {
