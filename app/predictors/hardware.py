@@ -51,11 +51,25 @@ def _published_table(file: str, name: str) -> LatencyTable:
 
 
 def _measured_tables() -> list[Path]:
-    files = sorted((PRETRAINED / "latency").glob("cpu-*.json"))
-    d = user_hardware_dir()
-    if d.is_dir():
-        files += sorted(d.glob("*.json"))
-    return files
+    """The measured tables: bundled ``cpu-*.json`` and the user's (a table added while the app runs is found: the
+    listing is kept until a directory's modification time changes, so a prediction costs two stats, not two globs)."""
+    bundled, user = PRETRAINED / "latency", user_hardware_dir()
+    return list(_listing(str(bundled), _mtime_ns(bundled), str(user), _mtime_ns(user)))
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=8)
+def _listing(bundled: str, bundled_mtime: int | None, user: str, user_mtime: int | None) -> tuple[Path, ...]:
+    files = sorted(Path(bundled).glob("cpu-*.json"))
+    if user_mtime is not None and Path(user).is_dir():
+        files += sorted(Path(user).glob("*.json"))
+    return tuple(files)
 
 
 def load_measured_table(path: str | Path) -> tuple[HardwareTarget, LatencyTable]:
