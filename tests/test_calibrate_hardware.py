@@ -177,3 +177,23 @@ def test_a_subsets_bn_statistics_are_the_average_of_its_images_moments():
     c = first_all.num_features
     predicted = features[subset, :c].mean(0) * (2 * c) ** 0.5 * first_all.running_var.sqrt()
     torch.testing.assert_close(first_part.running_mean - first_all.running_mean, predicted, atol=1e-4, rtol=1e-3)
+
+
+def test_a_table_added_while_the_app_runs_is_offered_at_once(hw_home):
+    """The registry keeps its listing of the tables' directories until one changes: a table written after the app
+    has predicted (calibrate-hardware in another shell) appears in the next call, and disappears when removed."""
+    import app
+
+    bundled = sorted((ROOT / "pretrained" / "latency").glob("cpu-*.json"))[0]
+    (hw_home / "hardware").mkdir()
+    assert "addedlater" not in {t.name for t in app.hardware_targets()}
+    app.predict(SubnetConfig.smallest(160), hardware="note10")
+    doc = json.loads(bundled.read_text())
+    doc["name"], doc["label"] = "addedlater", "Added later"
+    path = hw_home / "hardware" / "addedlater.json"
+    path.write_text(json.dumps(doc))
+    assert "addedlater" in {t.name for t in app.hardware_targets()}
+    r = int(next(iter(doc["tables"])))
+    assert app.predict(SubnetConfig.smallest(r), hardware="addedlater").latency.value > 0
+    path.unlink()
+    assert "addedlater" not in {t.name for t in app.hardware_targets()}
