@@ -3,7 +3,7 @@
 
 Starts the app on a free port and drives Debian's headless chromium (Playwright)
 through each page in a typical state (a preset on Explore, a sample on Classify, a
-finished search on Specialise, two pinned subnets on Compare).
+finished search on Specialise, two pinned subnets on Compare, a new room on Present).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from app.paths import ROOT
 OUT = ROOT / "docs" / "screenshots"
 IDLE = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')")
-PAGES = ("explore", "classify", "specialise", "compare", "carbon", "about")
+PAGES = ("explore", "classify", "specialise", "compare", "carbon", "about", "present")
 PINS = "r224-d44444-k77777777777777777777-e66666666666666666666,r160-d22222-k33xx33xx33xx33xx33xx-e33xx33xx33xx33xx33xx"
 
 
@@ -35,7 +35,9 @@ def main() -> None:
     with serving() as app:
         url = app.url
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"])
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
             page = b.new_page(viewport={"width": 1400, "height": 2000})
 
             def shot(name: str, path: str, wait_for: str | None = None, action=None) -> None:
@@ -64,6 +66,7 @@ def main() -> None:
             shot("compare", f"/compare?pins={PINS}", '[data-testid="stDataFrame"]')
             shot("carbon", "/carbon", '[data-testid="stVegaLiteChart"]')
             shot("about", "/about", '[data-testid="stVegaLiteChart"]')
+            shot("present", "/present?cfg=r160-d22222-k33xx33xx33xx33xx33xx-e33xx33xx33xx33xx33xx&hw=note10")
             b.close()
 
 
