@@ -94,6 +94,15 @@ def test_the_served_runtime_files_match_the_pinned_manifest():
 from tests.test_browser import _goto, _wait_idle, browser, server  # noqa: E402,F401 - one server and browser here
 
 
+def _browser_logits(page) -> list[float]:
+    """Open the in-browser panel's raw outputs and read its logits."""
+    page.get_by_text("The subnet's raw outputs in your browser (logits)").click()
+    code = page.locator('[data-testid="stExpander"]').filter(has_text="raw outputs in your browser")
+    code = code.locator('[data-testid="stCode"]')
+    code.wait_for(timeout=30_000)
+    return json.loads(code.inner_text())
+
+
 def _in_browser_answer(page) -> tuple[str, str, list[float]]:
     """Switch the in-browser option on; (its headline, its latency caption, its logits)."""
     page.get_by_text("Run on this device (in your browser)").click()
@@ -101,11 +110,7 @@ def _in_browser_answer(page) -> tuple[str, str, list[float]]:
     headline.wait_for(timeout=120_000)
     _wait_idle(page)
     caption = page.get_by_text(re.compile(r"^Latency [\d.]+ ms — measured in your browser")).inner_text()
-    page.get_by_text("The subnet's raw outputs in your browser (logits)").click()
-    code = page.locator('[data-testid="stExpander"]').filter(has_text="raw outputs in your browser")
-    code = code.locator('[data-testid="stCode"]')
-    code.wait_for(timeout=30_000)
-    return headline.inner_text(), caption, json.loads(code.inner_text())
+    return headline.inner_text(), caption, _browser_logits(page)
 
 
 def _pytorch_logits(cfg, image_path: Path) -> np.ndarray:
@@ -181,11 +186,7 @@ def _webgpu_answer(page, done: str) -> tuple[str, list[float]]:
     page.get_by_text(re.compile(done)).first.wait_for(timeout=120_000)
     _wait_idle(page)
     caption = page.get_by_text(re.compile(r"^Latency [\d.]+ ms — measured in your browser")).inner_text()
-    page.get_by_text("The subnet's raw outputs in your browser (logits)").click()
-    code = page.locator('[data-testid="stExpander"]').filter(has_text="raw outputs in your browser")
-    code = code.locator('[data-testid="stCode"]')
-    code.wait_for(timeout=30_000)
-    return caption, json.loads(code.inner_text())
+    return caption, _browser_logits(page)
 
 
 @pytest.mark.browser

@@ -78,7 +78,7 @@ def runtime_missing() -> str | None:
 def request_id(*, model: BrowserModel, inputs: np.ndarray, runs: int, warmup: int, backend: str = "wasm") -> str:
     """The identity of one measurement: the model, the input, the backend asked for and how it is timed."""
     h = hashlib.sha256(model.sha256.encode())
-    h.update(repr((inputs.shape, runs, warmup) + ((backend,) if backend != "wasm" else ())).encode())
+    h.update(repr((inputs.shape, runs, warmup, backend)).encode())
     h.update(np.ascontiguousarray(inputs, dtype="<f4").tobytes())
     return h.hexdigest()[:32]
 

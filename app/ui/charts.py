@@ -74,13 +74,12 @@ _TEMPLATE_ENTRIES = 64
 def _compile(chart: alt.TopLevelMixin) -> str:
     """``chart`` as validated Vega-Lite JSON, without Altair's default theme (Streamlit applies its own)."""
     spec = chart.to_dict()
-    view = spec.get("config", {}).get("view", {})
-    for k in ("continuousWidth", "continuousHeight"):
-        view.pop(k, None)
-    if "config" in spec and not spec["config"].get("view", True):
-        spec["config"].pop("view")
-    if "config" in spec and not spec["config"]:
-        spec.pop("config")
+    config = spec.get("config", {})
+    for k in ("continuousWidth", "continuousHeight"):  # all that Altair's default theme adds
+        config.get("view", {}).pop(k, None)
+    for key, part in (("view", config), ("config", spec)):
+        if part.get(key) == {}:
+            del part[key]
     return json.dumps(spec)
 
 

@@ -22,7 +22,7 @@ def render(net, cfg: SubnetConfig) -> None:
     key = (cfg.to_compact(), fmt, net.card.sha256)
     ready = st.session_state.get("_export")
     if st.button("Prepare download", key="export_prepare"):
-        with st.spinner(f"Exporting and verifying ({LABELS[fmt]})…"):
+        with resources.heavy_work("the exporter"), st.spinner(f"Exporting and verifying ({LABELS[fmt]})…"):
             try:
                 sub, _ = resources.session_subnet(cfg)
                 st.session_state["_export"] = (key, export_bytes(sub, net.card, fmt))

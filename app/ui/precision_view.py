@@ -46,7 +46,8 @@ def render(cfg: SubnetConfig) -> None:
     if st.button("Measure fp32 and int8 on this machine", key="int8_measure", icon=":material/speed:"):
         bar = st.progress(0.0, text="Starting…")
         try:
-            result = _measure(cfg, lambda f, text: bar.progress(f, text=text))
+            with resources.heavy_work("the int8 measurement"):
+                result = _measure(cfg, lambda f, text: bar.progress(f, text=text))
         except quantize.QuantizationError as exc:
             bar.empty()
             st.error(str(exc))
