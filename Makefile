@@ -2,6 +2,8 @@
 #   make run          installs the runtime (requirements.txt) into .venv, then serves the app
 #   make test         also installs the test extras (requirements-dev.txt, which includes requirements-train.txt)
 #                     and Debian's chromium and zbar-tools, then runs every test
+#   make serve        serves a room from REPLICAS app processes (default 2) behind Debian's haproxy, rooms in Debian's
+#                     Redis (installs both once; app/ui/replicas.py, docs/load.md)
 #   make screenshots  regenerates docs/screenshots/*.png in the real browser (ARGS='explore classify' for some pages)
 # pip runs only when a requirement file (or pyproject.toml) changed: one stamp for the runtime, one for the extras.
 # The in-browser runtime (onnxruntime-web, pinned in app/ui/browser_runtime_web/onnxruntime-web.json) is fetched from
@@ -23,7 +25,7 @@ PORT    ?= 8501
 SERVER  ?=
 
 .DEFAULT_GOAL := install
-.PHONY: install install-dev run test test-fast browser screenshots bench clean-venv
+.PHONY: install install-dev run serve serve-tools test test-fast browser screenshots bench clean-venv
 
 $(RUN_STAMP): $(RUN_REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +48,17 @@ install-dev: $(DEV_STAMP)
 run: $(RUN_STAMP) $(WEB_STAMP)
 	$(PY) -m app.ui.serve --server.port $(PORT) $(SERVER) -- $(ARGS)
 
+REPLICAS ?= 2
+serve: $(RUN_STAMP) $(WEB_STAMP) serve-tools
+	$(PY) -m app.ui.replicas --replicas $(REPLICAS) --port $(PORT) $(if $(ADDRESS),--address $(ADDRESS)) $(if $(SERVER),-- $(SERVER))
+
+# Debian's haproxy (the reverse proxy) and redis-server (the rooms shared by replicas): for make serve and the tests
+serve-tools:
+	@{ command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy; } && command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing Debian's haproxy and redis-server (make serve: replicas behind a proxy, rooms shared in Redis)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq haproxy redis-server >/dev/null; }
+
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
@@ -59,7 +72,7 @@ browser:
 # Two test processes, one per core, each with one thread (a file's tests stay in one process: they share fixtures).
 TEST_ENV := TEST_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-test: $(DEV_STAMP) $(WEB_STAMP) browser
+test: $(DEV_STAMP) $(WEB_STAMP) browser serve-tools
 	$(PY) scripts/check_requirements.py
 	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadfile
 

@@ -11,7 +11,8 @@ refusal is a :class:`RoomError` whose message is one line for people, and then n
 Bounded and in memory (:class:`InMemoryRooms`): at most :data:`MAX_DEVICES` devices per room — a full room refuses
 new devices politely, devices already in it can still update — and at most :data:`MAX_ROOMS` rooms (opening one more
 drops the room idle the longest); a room idle for :data:`IDLE_SECONDS` is gone too. Nothing survives a restart.
-:class:`Rooms` is the interface the pages use, so a store shared by several replicas can replace this one.
+:class:`Rooms` is the interface the pages use; replicas share one Redis-backed store instead
+(:mod:`app.room_redis`, chosen by ``$OFA_EXPLORER_ROOMS``, set by ``make serve REPLICAS=N``).
 """
 
 from __future__ import annotations
@@ -256,9 +257,30 @@ class InMemoryRooms:
             return len(self._rooms)
 
 
-ROOMS: Rooms = InMemoryRooms()  # the server's rooms (one process; issue 32 adds a store shared by replicas)
+ROOMS_URL_ENV = "OFA_EXPLORER_ROOMS"  # e.g. redis://127.0.0.1:6379/0 (set by `make serve REPLICAS=N`)
+_store: Rooms | None = None
+_store_lock = threading.Lock()
+
+
+def make_rooms(url: str | None) -> Rooms:
+    """The store ``url`` names: empty → in this process's memory; ``redis://…`` → shared by every replica using it
+    (:class:`app.room_redis.RedisRooms`). Anything else is a start-up error (one line)."""
+    if not url:
+        return InMemoryRooms()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from app.room_redis import RedisRooms
+
+        return RedisRooms(url)
+    raise ValueError(f"{ROOMS_URL_ENV} must be empty or a redis:// URL, got {url[:80]!r}")
 
 
 def rooms() -> Rooms:
-    """The rooms the app uses."""
-    return ROOMS
+    """The rooms the app uses: the store ``$OFA_EXPLORER_ROOMS`` names, made once per process."""
+    global _store
+    if _store is None:
+        import os
+
+        with _store_lock:
+            if _store is None:
+                _store = make_rooms(os.environ.get(ROOMS_URL_ENV, "").strip())
+    return _store

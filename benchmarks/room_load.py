@@ -63,6 +63,7 @@ CHOICES = {"d": DEPTH_CHOICES, "e": EXPAND_CHOICES, "ks": KERNEL_CHOICES, "r": R
 HW_LABEL = "Hardware target"
 SOURCE_LABEL = "Image source"
 UPLOAD_LABEL = "An image (JPEG, PNG, WebP, GIF, BMP, TIFF; up to 20 MB)"
+REPLICA_COOKIE = "ofa_replica"  # haproxy's sticky cookie (app/ui/replicas.py)
 TARGET_KINDS = ("slider", "hardware")  # the issue's target: p95 <= 500 ms for these
 DONE = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR)
 CHROMIUM = "/usr/bin/chromium"
@@ -119,13 +120,23 @@ class Client:
         self.page_hash = ""
         self.pages: dict[str, str] = {}  # page title -> page script hash (from the `navigation` message)
         self.page = Page()
+        self.jar = CookieJar()  # the tab's cookies: Streamlit's XSRF token, a proxy's sticky-session cookie
+        self.lost = False  # the connection closed under us (a replica died)
+
+    @property
+    def replica(self) -> str:
+        """The replica a proxy's sticky cookie names ("" straight to one server)."""
+        return next((c.value for c in self.jar if c.name == REPLICA_COOKIE), "")
+
+    def _cookies(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
 
     async def open(self, query_string: str = "") -> Page:
         from websockets.asyncio.client import connect
 
         try:
             self.xsrf = await asyncio.to_thread(self._xsrf_cookie)
-            headers = {"Cookie": f"_streamlit_xsrf={self.xsrf}"} if self.xsrf else None
+            headers = {"Cookie": self._cookies()} if self.xsrf else None
             ws_url = "ws" + self.url[len("http"):] + "/_stcore/stream"
             # the browser's handshake: subprotocol "streamlit", then the XSRF token; permessage-deflate like a browser
             self.ws = await asyncio.wait_for(connect(ws_url, subprotocols=["streamlit", self.xsrf or ""],
@@ -134,14 +145,21 @@ class Client:
         except Exception as exc:  # noqa: BLE001 - refused, timed out, HTTP error: the tab does not open
             raise ProtocolError(f"connect: {type(exc).__name__}: {str(exc)[:120]}") from None
         self.query_string = query_string
+        self.lost = False
         return await self.rerun()
 
+    async def reopen(self) -> Page:
+        """What the frontend does when its connection drops: connect again (cookies kept: a proxy sends a dead
+        replica's tab to a live one) and run the page from its URL. The new server knows nothing of this tab."""
+        await self.close()
+        self.ws, self.page_hash = None, ""
+        return await self.open(self.query_string)
+
     def _xsrf_cookie(self) -> str | None:
-        jar = CookieJar()
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
         with opener.open(self.url + "/_stcore/health", timeout=self.timeout) as r:
             r.read()
-        return next((c.value for c in jar if c.name == "_streamlit_xsrf"), None)
+        return next((c.value for c in self.jar if c.name == "_streamlit_xsrf"), None)
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -178,7 +196,8 @@ class Client:
         try:
             await self.ws.send(msg.SerializeToString())
         except Exception as exc:  # noqa: BLE001
-            raise ProtocolError(f"send failed: {type(exc).__name__}: {exc}") from None
+            self.lost = True
+            raise ProtocolError(f"connection: send failed: {type(exc).__name__}: {exc}") from None
 
     async def _recv(self, deadline: float | None = None) -> ForwardMsg:
         left = self.timeout if deadline is None else deadline - time.perf_counter()
@@ -189,6 +208,7 @@ class Client:
         except asyncio.TimeoutError:
             raise ProtocolError(f"timeout: no script_finished within {self.timeout:.0f} s") from None
         except Exception as exc:  # noqa: BLE001 - connection closed, ...
+            self.lost = True
             raise ProtocolError(f"connection: {type(exc).__name__}: {str(exc)[:120]}") from None
         fm = ForwardMsg()
         fm.ParseFromString(data)
@@ -256,7 +276,7 @@ class Client:
                 f"Content-Type: {content_type}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         if self.xsrf:
-            headers.update({"X-Xsrftoken": self.xsrf, "Cookie": f"_streamlit_xsrf={self.xsrf}"})
+            headers.update({"X-Xsrftoken": self.xsrf, "Cookie": self._cookies()})
         req = urllib.request.Request(url, data=body, method="PUT", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
@@ -384,6 +404,7 @@ class Record:
     ok: bool
     t: float  # start, seconds since the room's t0
     error: str = ""
+    replica: str = ""  # the replica the session was on (behind a proxy)
 
 
 @dataclass
@@ -399,12 +420,16 @@ class Room:
     presenter_every: float = 20.0
     timeout: float = 30.0
     seed: int = 0
+    kill_at: float | None = None  # seconds into the measured window: kill a replica (``kill`` returns its name)
+    kill: Callable[[], str] | None = None
     records: list[Record] = field(default_factory=list)
     opens: list[Record] = field(default_factory=list)
     oracle: Oracle = field(default_factory=Oracle)
     photos: list[Path] = field(default_factory=list)
     t0: float = 0.0
     stats: dict = field(default_factory=lambda: {"latency_changed": 0, "followers": 0, "link_opens": 0})
+    killed: str = ""  # the replica killed, when
+    killed_t: float | None = None
 
     def __post_init__(self) -> None:
         from app.paths import ASSETS
@@ -443,7 +468,32 @@ class Room:
             if on_warm:
                 on_warm()
 
-        await asyncio.gather(warm(), *(self.session(i, end) for i in range(self.sessions)))
+        async def kill() -> None:
+            await asyncio.sleep(self.ramp + self.warmup + self.kill_at)
+            self.killed_t = self.now()
+            self.killed = await asyncio.to_thread(self.kill)
+
+        extra = [kill()] if self.kill_at is not None and self.kill else []
+        await asyncio.gather(warm(), *extra, *(self.session(i, end) for i in range(self.sessions)))
+
+    def lost_to_the_kill(self, rec: Record) -> bool:
+        """An interaction in flight on the killed replica when it died (expected to fail; its session reconnects)."""
+        return (self.killed_t is not None and rec.replica == self.killed and rec.error.startswith("connection")
+                and rec.t + rec.seconds >= self.killed_t - 0.5)
+
+    async def reconnect(self, client: Client, view: View) -> bool:
+        """The tab's connection dropped: reconnect as the frontend does; the page must come back from its URL."""
+        t, was = self.now(), client.replica
+        try:
+            page = await client.reopen()
+        except ProtocolError as exc:
+            self.records.append(Record("reconnect", self.now() - t, False, t, f"from {was or 'the server'}: {exc}",
+                                       client.replica))
+            return False
+        bad = check_explore(page, client, view, self.oracle)
+        self.records.append(Record("reconnect", page.seconds, not bad, t,
+                                   ("; ".join(bad)[:400] or "") if bad else f"{was} -> {client.replica}", client.replica))
+        return not bad
 
     async def session(self, i: int, end: float, reopened: int = 0) -> None:
         rng = random.Random(f"{self.seed}-{i}-{reopened}")
@@ -468,10 +518,10 @@ class Room:
                 view.hw = hw.raw_value
             self._check_card(page)
             bad = check_explore(page, client, view, self.oracle)
-            self.opens.append(Record("open", page.seconds, not bad, t, "; ".join(bad)[:400]))
+            self.opens.append(Record("open", page.seconds, not bad, t, "; ".join(bad)[:400], client.replica))
             ok = not bad
         except ProtocolError as exc:
-            self.opens.append(Record("open", self.now() - t, False, t, str(exc)))
+            self.opens.append(Record("open", self.now() - t, False, t, str(exc), client.replica))
             ok = False
         next_at = self.now() + rng.uniform(0, self.interval)
         try:
@@ -484,6 +534,8 @@ class Room:
                     ok = await self.upload(client, view, rng)
                 else:
                     ok = await self.step(client, view, rng, follower)
+                if not ok and client.lost and self.killed_t is not None:  # its replica died under it: the frontend reconnects
+                    ok = await self.reconnect(client, view)
                 next_at = max(next_at, self.now())  # one interaction in flight per client, like a person
                 if not ok:
                     break
@@ -536,7 +588,7 @@ class Room:
         try:
             page = await client.rerun((state,))
         except ProtocolError as exc:
-            self.records.append(Record(kind, self.now() - t, False, t, str(exc)))
+            self.records.append(Record(kind, self.now() - t, False, t, str(exc), client.replica))
             return False
         if dim == "hw":
             view.hw = value
@@ -544,7 +596,7 @@ class Room:
             view.move(dim, value)
         bad = check_explore(page, client, view, self.oracle)
         self.stats["latency_changed"] += page.metrics().get("Latency") != before
-        self.records.append(Record(kind, page.seconds, not bad, t, "; ".join(bad)[:400]))
+        self.records.append(Record(kind, page.seconds, not bad, t, "; ".join(bad)[:400], client.replica))
         return not bad
 
     async def upload(self, client: Client, view: View, rng: random.Random) -> bool:
@@ -557,10 +609,10 @@ class Room:
             try:
                 page = await call()
             except ProtocolError as exc:
-                self.records.append(Record(kind, self.now() - t, False, t, str(exc)))
+                self.records.append(Record(kind, self.now() - t, False, t, str(exc), client.replica))
                 return None
             bad = check(page)
-            self.records.append(Record(kind, page.seconds, not bad, t, "; ".join(bad)[:400]))
+            self.records.append(Record(kind, page.seconds, not bad, t, "; ".join(bad)[:400], client.replica))
             return None if bad else page
 
         def on_classify(page: Page) -> list[str]:
@@ -725,12 +777,20 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-async def measure(room: Room, pid: int | None, n_browsers: int) -> dict:
+async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Callable[[], list[int]] | None = None) -> dict:
+    """Run the room; ``pid`` is the server's (RSS and CPU), or ``replica_pids`` the replicas' now (RSS summed; their
+    CPU is in "everything else": a killed replica's CPU time goes with it)."""
     me = os.getpid()
     marks: dict = {}
+    if replica_pids is not None:
+        def rss_mb_of(_):  # noqa: E306 - the replicas' RSS, summed, whichever are alive now
+            return sum(rss_mb(p) for p in replica_pids())
+        pid_for_rss = -1
+    else:
+        rss_mb_of, pid_for_rss = rss_mb, pid
 
     def on_warm() -> None:
-        marks["rss_start"] = rss_mb(pid) if pid else None
+        marks["rss_start"] = rss_mb_of(pid_for_rss) if pid_for_rss else None
         marks["t"] = time.perf_counter()
         marks["busy"] = machine_busy_seconds()
         marks["server"] = cpu_seconds(pid) if pid else None
@@ -739,9 +799,9 @@ async def measure(room: Room, pid: int | None, n_browsers: int) -> dict:
     async def sample_rss() -> None:
         while True:
             await asyncio.sleep(10)
-            marks.setdefault("rss_samples", []).append(round(rss_mb(pid)))
+            marks.setdefault("rss_samples", []).append(round(rss_mb_of(pid_for_rss)))
 
-    sampler = asyncio.create_task(sample_rss()) if pid else None
+    sampler = asyncio.create_task(sample_rss()) if pid_for_rss else None
     until = room.ramp + room.warmup + room.seconds
     browser_records: list[Record] = []
     t_start = time.perf_counter()
@@ -752,13 +812,17 @@ async def measure(room: Room, pid: int | None, n_browsers: int) -> dict:
     client = cpu_seconds(me) - marks["client"]
     if sampler:
         sampler.cancel()
-    rss_end = rss_mb(pid) if pid else None
+    rss_end = rss_mb_of(pid_for_rss) if pid_for_rss else None
     cores = os.cpu_count() or 1
     counted = [r for r in room.records if room.counted(r)]
     target = [r for r in counted if r.kind in TARGET_KINDS]
     head = summarise(target)
-    errors = [r for r in room.records + room.opens + browser_records if not r.ok]
-    kinds = {k: summarise([r for r in counted if r.kind == k]) for k in ("slider", "hardware", "upload", "classify_page", "navigate")}
+    lost = [r for r in room.records if room.lost_to_the_kill(r)]
+    errors = [r for r in room.records + room.opens + browser_records if not r.ok and not room.lost_to_the_kill(r)]
+    kinds = {k: summarise([r for r in counted if r.kind == k and not room.lost_to_the_kill(r)])
+             for k in ("slider", "hardware", "upload", "classify_page", "navigate", "reconnect")}
+    if not kinds["reconnect"]["n"]:
+        del kinds["reconnect"]
     if browser_records:
         kinds["browser"] = summarise([r for r in browser_records if room.counted(r)])
     return {
@@ -774,16 +838,28 @@ async def measure(room: Room, pid: int | None, n_browsers: int) -> dict:
         "opens": summarise(room.opens),
         "warmup_interactions": sum(not room.counted(r) for r in room.records),
         "rss_start_mb": _round(marks.get("rss_start")), "rss_end_mb": _round(rss_end),
-        "rss_max_mb": _round(max(marks.get("rss_samples", [rss_end or 0]) + [rss_end or 0])) if pid else None,
+        "rss_max_mb": _round(max(marks.get("rss_samples", [rss_end or 0]) + [rss_end or 0])) if pid_for_rss else None,
         "rss_every_10s_mb": marks.get("rss_samples", []),
-        "rss_growth_pct": _round(100 * (rss_end - marks["rss_start"]) / marks["rss_start"]) if pid else None,
+        "rss_growth_pct": _round(100 * (rss_end - marks["rss_start"]) / marks["rss_start"]) if pid_for_rss else None,
         "cpu": {"window_s": round(window, 1), "cores": cores,
                 "machine_busy_pct": round(100 * busy / (window * cores), 1),
                 "server_pct": round(100 * server / (window * cores), 1) if server is not None else None,
                 "clients_pct": round(100 * client / (window * cores), 1),
                 "other_pct": round(100 * (busy - (server or 0) - client) / (window * cores), 1),
                 "client_ms_per_interaction": round(1000 * client / max(1, len(counted)), 1)},
-        "error_examples": [f"{r.kind} @{r.t:.1f}s: {r.error}" for r in errors[:12]],
+        "error_examples": [f"{r.kind} @{r.t:.1f}s{' on ' + r.replica if r.replica else ''}: {r.error}" for r in errors[:12]],
+        "replicas": sorted({r.replica for r in room.opens if r.replica}),
+        "sessions_by_replica": {name: sum(r.replica == name for r in room.opens)
+                                for name in sorted({r.replica for r in room.opens if r.replica})},
+        "failover": None if room.killed_t is None else {
+            "killed": room.killed, "at_s": round(room.killed_t - room.ramp - room.warmup, 1),
+            "interactions_lost": len(lost),
+            "reconnects": sum(r.kind == "reconnect" for r in room.records),
+            "reconnects_failed": sum(r.kind == "reconnect" and not r.ok for r in room.records),
+            "moved_to": sorted({r.replica for r in room.records if r.kind == "reconnect" and r.ok}),
+            "errors_on_other_replicas": sum(1 for r in errors if r.replica and r.replica != room.killed),
+            "errors_on_killed_replica": sum(1 for r in errors if r.replica == room.killed),
+        },
         "room": {"followers": room.stats["followers"], "opened_presenter_link": room.stats["link_opens"],
                  "interval_s": room.interval, "upload_prob": room.upload_prob, "presenter_every_s": room.presenter_every,
                  "ramp_s": room.ramp, "warmup_s": room.warmup, "timeout_s": room.timeout, "seed": room.seed,
@@ -806,6 +882,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--browsers", type=int, default=0, help="real chromium sessions beside the clients (e.g. 3)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--url", help="an app already running (default: start one on a free loopback port)")
+    ap.add_argument("--replicas", type=int, default=0,
+                    help="start N replicas behind haproxy with rooms in Redis (app.ui.replicas) instead of one server")
+    ap.add_argument("--kill-replica-at", type=float, metavar="S",
+                    help="with --replicas: kill replica r1 (SIGKILL) S seconds into the measured window")
     ap.add_argument("--server-env", action="append", default=[], metavar="K=V",
                     help="environment of the started app, e.g. OFA_EXPLORER_THREADS=1")
     ap.add_argument("--format", choices=("table", "json"), default="table")
@@ -815,22 +895,36 @@ def main(argv: list[str] | None = None) -> dict:
     load_before = os.getloadavg()
     busy_before = busy_processes({os.getpid()})
 
-    def go(url: str, pid: int | None) -> dict:
+    def go(url: str, pid: int | None, cluster=None) -> dict:
+        kill = None
+        if cluster is not None and args.kill_replica_at is not None:
+            def kill() -> str:  # noqa: E306
+                cluster.kill("r1")
+                return "r1"
         room = Room(url, sessions=args.sessions, seconds=args.seconds, warmup=args.warmup, ramp=args.ramp,
                     interval=args.interval, follow=args.follow, upload_prob=args.upload_prob,
-                    presenter_every=args.presenter_every, timeout=args.timeout, seed=args.seed)
-        return asyncio.run(measure(room, pid, args.browsers))
+                    presenter_every=args.presenter_every, timeout=args.timeout, seed=args.seed,
+                    kill_at=args.kill_replica_at if kill else None, kill=kill)
+        pids = (lambda: list(cluster.pids().values())) if cluster is not None else None
+        return asyncio.run(measure(room, pid, args.browsers, pids))
 
+    env = dict(kv.split("=", 1) for kv in args.server_env)
     if args.url:
         res = go(args.url.rstrip("/"), None)
+    elif args.replicas:
+        from app.ui.replicas import serving_replicas
+
+        with serving_replicas(args.replicas, env=env) as cluster:
+            res = go(cluster.url, None, cluster)
+            res["server_logs"] = str(cluster.workdir)
     else:
         from app.ui.serve import serving
 
-        env = dict(kv.split("=", 1) for kv in args.server_env)
         with serving(env=env) as app:
             res = go(app.url, app.pid)
     res.update({"machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "url": args.url or "started on 127.0.0.1 (app.ui.serve)", "server_env": args.server_env,
+                "url": args.url or (f"{args.replicas} replicas behind haproxy on 127.0.0.1 (app.ui.replicas)" if args.replicas
+                                    else "started on 127.0.0.1 (app.ui.serve)"), "server_env": args.server_env,
                 "load_before": [round(x, 2) for x in load_before], "busy_before": busy_before})
     if args.format == "json":
         print(json.dumps(res))
@@ -853,6 +947,13 @@ def main(argv: list[str] | None = None) -> dict:
           f"server {c['server_pct']}%, these clients {c['clients_pct']}% ({c['client_ms_per_interaction']} ms per "
           f"interaction), everything else {c['other_pct']}%")
     print(f"load average before: {res['load_before']}; busy processes before: {res['busy_before'] or 'none'}")
+    if res["replicas"]:
+        print(f"replicas: sessions opened per replica {res['sessions_by_replica']}")
+    f = res["failover"]
+    if f:
+        print(f"failover: {f['killed']} killed {f['at_s']} s into the window; {f['interactions_lost']} interactions in "
+              f"flight lost with it; {f['reconnects']} reconnects ({f['reconnects_failed']} failed) to {f['moved_to']}; "
+              f"errors on the other replicas {f['errors_on_other_replicas']}, on the killed one {f['errors_on_killed_replica']}")
     for e in res["error_examples"]:
         print("error:", e)
     return res

@@ -93,3 +93,17 @@ def app_page(name: str, timeout: int = 180, **query):
     for k, v in query.items():
         at.query_params[k] = v
     return at
+
+
+# ---------------------------------------------------------------- a Redis server (the replicas' shared room store)
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis server on loopback (Debian's redis-server, as ``make serve`` starts it), for the whole session."""
+    import shutil
+
+    if not shutil.which("redis-server"):
+        pytest.skip("needs Debian's redis-server (make test installs it)")
+    from app.ui.replicas import redis_server
+
+    with redis_server() as url:
+        yield url

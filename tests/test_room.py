@@ -15,6 +15,7 @@ import pytest
 
 from app.room import (CODE_LENGTH, MAX_DEVICES, MAX_ROOMS, InMemoryRooms, RoomError, RoomFull, Rooms, UnknownRoom,
                       new_device_id)
+from app.room_redis import RedisRooms
 from app.space import SubnetConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,13 +35,23 @@ def _assert_one_plain_line(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the store's bounds
-def test_the_in_memory_store_is_a_rooms_store():
-    assert isinstance(InMemoryRooms(), Rooms)
+# Every store test runs on both stores: in this process's memory (one server) and in Redis (replicas share it).
+@pytest.fixture(params=["memory", "redis"])
+def make_store(request):
+    """A factory of empty stores of one kind (each Redis store under its own key prefix: independent)."""
+    if request.param == "memory":
+        return InMemoryRooms
+    url = request.getfixturevalue("redis_url")
+    return lambda **kw: RedisRooms(url, prefix=f"test-{new_device_id()}:", **kw)
+
+
+def test_both_stores_are_rooms_stores(make_store):
+    assert isinstance(make_store(), Rooms)
     assert MAX_DEVICES == 500 and MAX_ROOMS >= 1
 
 
-def test_a_room_holds_its_presenters_view_and_each_devices_last_measurement():
-    rooms = InMemoryRooms()
+def test_a_room_holds_its_presenters_view_and_each_devices_last_measurement(make_store):
+    rooms = make_store()
     code = rooms.open(LARGEST, "note10")
     assert re.fullmatch(rf"[A-Z2-9]{{{CODE_LENGTH}}}", code)
     a, b = new_device_id(), new_device_id()
@@ -60,8 +71,8 @@ def test_a_room_holds_its_presenters_view_and_each_devices_last_measurement():
     assert len(rooms.view(code).devices) == 1
 
 
-def test_a_full_room_refuses_a_new_device_politely_and_still_takes_updates_from_its_devices():
-    rooms = InMemoryRooms()
+def test_a_full_room_refuses_a_new_device_politely_and_still_takes_updates_from_its_devices(make_store):
+    rooms = make_store()
     code = rooms.open(LARGEST, "note10")
     ids = _ids(MAX_DEVICES + 1)
     for i, device_id in enumerate(ids[:MAX_DEVICES]):
@@ -82,8 +93,8 @@ def test_a_full_room_refuses_a_new_device_politely_and_still_takes_updates_from_
     assert len(rooms.view(code).devices) == MAX_DEVICES
 
 
-def test_rooms_are_bounded_the_room_idle_longest_goes_first():
-    rooms = InMemoryRooms(max_rooms=3)
+def test_rooms_are_bounded_the_room_idle_longest_goes_first(make_store):
+    rooms = make_store(max_rooms=3)
     first, second, third = (rooms.open(LARGEST, "note10") for _ in range(3))
     rooms.view(first)  # someone looks at the first room: the second is now the one idle longest
     fourth = rooms.open(LARGEST, "note10")
@@ -95,9 +106,9 @@ def test_rooms_are_bounded_the_room_idle_longest_goes_first():
         rooms.view(code)
 
 
-def test_a_room_idle_too_long_is_gone():
+def test_a_room_idle_too_long_is_gone(make_store):
     now = [1000.0]
-    rooms = InMemoryRooms(idle_seconds=60.0, clock=lambda: now[0])
+    rooms = make_store(idle_seconds=60.0, clock=lambda: now[0])
     code = rooms.open(LARGEST, "note10")
     now[0] += 59.0
     rooms.report(code, _ids(1)[0], CHROME, LARGEST, 12.0)  # in use: its idle time starts again
@@ -109,8 +120,8 @@ def test_a_room_idle_too_long_is_gone():
     assert len(rooms) == 0
 
 
-def test_the_default_store_is_bounded_to_twenty_rooms():
-    rooms = InMemoryRooms()
+def test_the_default_store_is_bounded_to_twenty_rooms(make_store):
+    rooms = make_store()
     codes = [rooms.open(LARGEST, "note10") for _ in range(MAX_ROOMS + 5)]
     assert len(rooms) == MAX_ROOMS == 20
     with pytest.raises(UnknownRoom):
@@ -118,8 +129,8 @@ def test_the_default_store_is_bounded_to_twenty_rooms():
     rooms.view(codes[-1])
 
 
-def test_concurrent_reports_never_overfill_a_room():
-    rooms = InMemoryRooms(max_devices=50)
+def test_concurrent_reports_never_overfill_a_room(make_store):
+    rooms = make_store(max_devices=50)
     code = rooms.open(LARGEST, "note10")
     refused = []
     ids = _ids(80)
@@ -167,9 +178,9 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
-def test_bad_reports_are_refused_with_one_plain_line_and_nothing_is_stored(case):
+def test_bad_reports_are_refused_with_one_plain_line_and_nothing_is_stored(case, make_store):
     change, words = BAD[case]
-    rooms = InMemoryRooms()
+    rooms = make_store()
     code = rooms.open(LARGEST, "note10")
     rooms.report(code, "fedcba9876543210", CHROME, LARGEST, 30.0)
     before = rooms.view(code)
@@ -183,8 +194,8 @@ def test_bad_reports_are_refused_with_one_plain_line_and_nothing_is_stored(case)
 
 @pytest.mark.parametrize("code", ["abc", "ABCDE", "ABCDEFG", "ABCDE0", "ABCDEI", "<b>AB</b>", "", None, 123456],
                          ids=["lower", "short", "long", "zero", "letter I", "markup", "empty", "none", "number"])
-def test_bad_room_codes_are_refused_with_one_plain_line(code):
-    rooms = InMemoryRooms()
+def test_bad_room_codes_are_refused_with_one_plain_line(code, make_store):
+    rooms = make_store()
     rooms.open(LARGEST, "note10")
     for call in (lambda: rooms.view(code), lambda: rooms.report(code, **GOOD), lambda: rooms.present(code, LARGEST, "note10"),
                  lambda: rooms.leave(code, GOOD["device_id"])):
@@ -194,8 +205,8 @@ def test_bad_room_codes_are_refused_with_one_plain_line(code):
         assert "room code" in str(info.value)
 
 
-def test_an_unknown_room_is_one_plain_line_and_the_presenter_cannot_set_nonsense():
-    rooms = InMemoryRooms()
+def test_an_unknown_room_is_one_plain_line_and_the_presenter_cannot_set_nonsense(make_store):
+    rooms = make_store()
     with pytest.raises(UnknownRoom) as info:
         rooms.report("ABCDEF", **GOOD)
     _assert_one_plain_line(str(info.value))
@@ -210,8 +221,8 @@ def test_an_unknown_room_is_one_plain_line_and_the_presenter_cannot_set_nonsense
     assert len(rooms) == 1 and rooms.view(code).config == LARGEST
 
 
-def test_configs_are_kept_in_their_compact_form():
-    rooms = InMemoryRooms()
+def test_configs_are_kept_in_their_compact_form(make_store):
+    rooms = make_store()
     code = rooms.open(SubnetConfig.largest().to_json(), "note10")
     assert rooms.view(code).config == LARGEST
 

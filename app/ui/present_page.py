@@ -272,6 +272,9 @@ def _live(code: str, cfg: SubnetConfig, budget: float | None) -> None:
     except UnknownRoom:
         st.rerun()  # the room was closed (idle, or dropped for newer rooms): the page opens a new one
         return
+    except RoomError as exc:  # the shared store (replicas) did not answer: say so, try again at the next tick
+        st.warning(str(exc))
+        return
     measured = view.measured(cfg.to_compact())
     median = view.median_ms(cfg.to_compact())
     busy = len(view.devices) - len(measured)
