@@ -122,6 +122,7 @@ class Client:
         self.page = Page()
         self.jar = CookieJar()  # the tab's cookies: Streamlit's XSRF token, a proxy's sticky-session cookie
         self.lost = False  # the connection closed under us (a replica died)
+        self.trail: list[str] = []  # the last runs: query string sent -> query string after (for error reports)
 
     @property
     def replica(self) -> str:
@@ -181,6 +182,8 @@ class Client:
         cs.context_info.locale = "en-US"
         cs.context_info.url = self.url + "/"
         t = time.perf_counter()
+        sent_cfg = parse_qs(self.query_string).get("cfg", ["-"])[0]
+        self.trail = (self.trail + [f"{sent_cfg}+{len(widgets)}w->?"])[-4:]
         await self._send(msg)
         page = Page()
         deadline = t + self.timeout  # the whole run chain, not each message
@@ -189,6 +192,7 @@ class Client:
             page.messages += 1
             self._apply(fm, page)
         page.seconds = time.perf_counter() - t
+        self.trail[-1] = self.trail[-1][:-1] + parse_qs(self.query_string).get("cfg", ["-"])[0]
         self.page = page
         return page
 
@@ -483,7 +487,15 @@ class Room:
 
     async def reconnect(self, client: Client, view: View) -> bool:
         """The tab's connection dropped: reconnect as the frontend does; the page must come back from its URL."""
-        t, was = self.now(), client.replica
+        t, was, trail = self.now(), client.replica, " | ".join(client.trail)
+        # the tab's URL is what survives: a move the dead replica had applied before it died (its URL update had
+        # arrived, its run had not finished) is in the URL, so the page must come back showing the URL's view
+        q = parse_qs(client.query_string)
+        try:
+            view.cfg = SubnetConfig.parse(q["cfg"][0])
+            view.hw = self.oracle.name_to_label.get(q["hw"][0], view.hw)
+        except (KeyError, IndexError, ValueError):
+            pass  # no view in the URL: the page must show the one the client had
         try:
             page = await client.reopen()
         except ProtocolError as exc:
@@ -492,7 +504,8 @@ class Room:
             return False
         bad = check_explore(page, client, view, self.oracle)
         self.records.append(Record("reconnect", page.seconds, not bad, t,
-                                   ("; ".join(bad)[:400] or "") if bad else f"{was} -> {client.replica}", client.replica))
+                                   f"{'; '.join(bad)[:300]} [runs before: {trail}]" if bad else f"{was} -> {client.replica}",
+                                   client.replica))
         return not bad
 
     async def session(self, i: int, end: float, reopened: int = 0) -> None:
@@ -773,6 +786,18 @@ def summarise(records: list[Record]) -> dict:
             "p50_ms": _round(percentile(ms, 0.5)), "p95_ms": _round(percentile(ms, 0.95)), "max_ms": _round(max(ms) if ms else None)}
 
 
+def _trend(samples: list[float]) -> float | None:
+    """Growth of the RSS over the window, robust to the swings of work in flight: the median of the last third of
+    the 10-s samples against the median of the first third, in % (None below 6 samples)."""
+    import statistics
+
+    if len(samples) < 6:
+        return None
+    k = len(samples) // 3
+    first, last = statistics.median(samples[:k]), statistics.median(samples[-k:])
+    return round(100 * (last - first) / first, 1)
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
@@ -840,6 +865,7 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
         "rss_start_mb": _round(marks.get("rss_start")), "rss_end_mb": _round(rss_end),
         "rss_max_mb": _round(max(marks.get("rss_samples", [rss_end or 0]) + [rss_end or 0])) if pid_for_rss else None,
         "rss_every_10s_mb": marks.get("rss_samples", []),
+        "rss_trend_pct": _trend(marks.get("rss_samples", [])),
         "rss_growth_pct": _round(100 * (rss_end - marks["rss_start"]) / marks["rss_start"]) if pid_for_rss else None,
         "cpu": {"window_s": round(window, 1), "cores": cores,
                 "machine_busy_pct": round(100 * busy / (window * cores), 1),
@@ -942,7 +968,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nerrors (all kinds, warm-up and opens included): {res['errors']}; interactions in the window: "
           f"{res['interactions']} ({res['interactions_per_s']}/s served, {res['demand_per_s']}/s asked)")
     print(f"server RSS: {res['rss_start_mb']} MB after warm-up, {res['rss_end_mb']} MB at the end "
-          f"({res['rss_growth_pct']:+}%), max {res['rss_max_mb']} MB" if res["rss_start_mb"] else "server RSS: not measured (--url)")
+          f"({res['rss_growth_pct']:+}%), max {res['rss_max_mb']} MB; trend over the window (median of the last third of "
+          f"the 10-s samples vs the first third) {res['rss_trend_pct']}%" if res["rss_start_mb"] else "server RSS: not measured (--url)")
     print(f"CPU over the {c['window_s']} s window ({c['cores']} cores = 100%): machine {c['machine_busy_pct']}%, "
           f"server {c['server_pct']}%, these clients {c['clients_pct']}% ({c['client_ms_per_interaction']} ms per "
           f"interaction), everything else {c['other_pct']}%")
