@@ -256,7 +256,7 @@ def render() -> None:
                 st.code(url, language=None, wrap_lines=True)
             if is_loopback(origin):
                 lan = lan_address()
-                port = st.get_option("server.port")
+                port = urlsplit(origin).port or st.get_option("server.port")  # behind haproxy: the proxy's port
                 where = f"http://{lan}:{port}{_base_path()}/present" if lan else "this machine's network address"
                 st.warning(f"This address is this computer's own: phones cannot open it. Serve with `--server.address "
                            f"0.0.0.0` and open this page at {where}.")
