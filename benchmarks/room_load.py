@@ -29,6 +29,13 @@ server's RSS is read after warm-up (``--ramp`` to open the sessions, then ``--wa
 counted) and at the end; the CPU used by the server, the clients and everything else on the machine during the
 measured window is reported, so a busy machine shows. ``--browsers 3`` adds real chromium sessions (Playwright,
 Debian's chromium) moving sliders beside the clients, for end-to-end samples (kind ``browser``; they cost CPU).
+
+``--replicas N`` starts N replicas behind haproxy with rooms in Redis (``app.ui.replicas``) and runs the room through
+the proxy (each client keeps its cookies: the sticky one pins it to a replica; RSS is the replicas' sum).
+``--kill-replica-at S`` kills replica r1 S seconds into the window: the interaction each of its sessions had in flight
+is reported as lost with it (not an error); the session reconnects through the proxy as Streamlit's frontend does
+(kind ``reconnect``) and its page must come back showing what its URL says, tiles checked — anything else, and any
+failure on the other replica, is an error.
 """
 
 from __future__ import annotations
