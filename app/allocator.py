@@ -14,7 +14,9 @@ is unchanged; memory freed after a peak is kept for reuse instead of returned: 4
 configs extracted, re-estimated and run in one process plateau at 2.4 GB RSS (1.75 GB after
 160 with glibc's defaults, still growing). A process that peaks high keeps it: the BN-250
 accuracy measurement (250 images at r=224 in one batch) held 13-16 GB.
-Elsewhere than glibc (macOS, Windows, musl) it does nothing.
+Elsewhere than glibc (macOS, Windows, musl) it does nothing, nor with ``OFA_EXPLORER_KEEP_FREED=0``: a room's
+server trades slower BN re-estimation for an RSS that comes back down (docs/load.md#replicas: 2 replicas, 50 sessions:
+RSS trend +1% instead of +10%, sliders p95 153 ms, but uploads p95 7.1 s instead of 4.5 s).
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def keep_freed_memory() -> bool:
     """Apply the settings once per process; True where they took effect (glibc)."""
     global _applied
     if _applied is None:
-        _applied = sys.platform.startswith("linux") and _mallopt()
+        import os
+
+        _applied = (sys.platform.startswith("linux") and os.environ.get("OFA_EXPLORER_KEEP_FREED", "1") != "0"
+                    and _mallopt())
     return _applied
 
 

@@ -52,3 +52,17 @@ def test_large_freed_tensors_are_reused_in_the_main_thread_and_in_other_threads(
     kept_main, kept_thread = _faults(apply=True)
     assert default_main > pages * 0.9 and default_thread > pages * 0.9  # glibc's default: a fresh mmap each time
     assert kept_main < pages // 20 and kept_thread < pages // 20
+
+
+def test_a_server_can_leave_glibcs_defaults_in_place():
+    """``OFA_EXPLORER_KEEP_FREED=0`` (a replica trading slower BN re-estimation for a lower RSS, docs/load.md) leaves
+    malloc alone; by default the settings apply."""
+    import os
+
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from app.allocator import keep_freed_memory; print(keep_freed_memory())"
+    env = {k: v for k, v in os.environ.items() if k != "OFA_EXPLORER_KEEP_FREED"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    off = subprocess.run([sys.executable, "-c", code], env={**env, "OFA_EXPLORER_KEEP_FREED": "0"}, capture_output=True,
+                         text=True, timeout=60)
+    assert default.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False"), default.stderr
+    assert off.stdout.strip() == "False", off.stderr
