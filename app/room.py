@@ -54,6 +54,14 @@ class RoomFull(RoomError):
     """The room holds :data:`MAX_DEVICES` devices already."""
 
 
+UNKNOWN_ROOM = "This room is not open (any more): ask the presenter to show the QR code again."
+
+
+def room_full(max_devices: int) -> RoomFull:
+    return RoomFull(f"This room is full ({max_devices} devices have joined already), sorry: "
+                    "your device was not added, nothing was kept.")
+
+
 @dataclass(frozen=True)
 class Device:
     """One joined device's last measurement."""
@@ -194,7 +202,7 @@ class InMemoryRooms:
         self._expire(now)
         room = self._rooms.get(code)
         if room is None:
-            raise UnknownRoom("This room is not open (any more): ask the presenter to show the QR code again.")
+            raise UnknownRoom(UNKNOWN_ROOM)
         return room
 
     def _touch(self, code: str, room: _Room, now: float) -> None:
@@ -238,8 +246,7 @@ class InMemoryRooms:
             now = self._clock()
             room = self._get(code, now)
             if device_id not in room.devices and len(room.devices) >= self.max_devices:
-                raise RoomFull(f"This room is full ({self.max_devices} devices have joined already), sorry: "
-                               "your device was not added, nothing was kept.")
+                raise room_full(self.max_devices)
             entry = Device(family, config, latency, time.time())
             room.devices[device_id] = entry
             self._touch(code, room, now)

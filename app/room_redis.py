@@ -23,20 +23,21 @@ import secrets
 import time
 from typing import Callable
 
-from app.room import (CODE_ALPHABET, CODE_LENGTH, IDLE_SECONDS, MAX_DEVICES, MAX_ROOMS, Device, RoomError, RoomFull,
-                      RoomView, UnknownRoom, check_code, check_config, check_device_id, check_family, check_hardware,
-                      check_latency)
+from app.room import (CODE_ALPHABET, CODE_LENGTH, IDLE_SECONDS, MAX_DEVICES, MAX_ROOMS, UNKNOWN_ROOM, Device,
+                      RoomError, RoomView, UnknownRoom, check_code, check_config, check_device_id, check_family,
+                      check_hardware, check_latency, room_full)
 
 KEY_PREFIX = "ofa-explorer:"
-UNKNOWN_ROOM = "This room is not open (any more): ask the presenter to show the QR code again."
 
 # KEYS[1] = the rooms index; ARGV[1] = prefix, ARGV[2] = now, ARGV[3] = idle seconds. Drops rooms idle too long.
 _EXPIRE = """
+local function drop(index, prefix, code)
+  redis.call('DEL', prefix .. 'room:' .. code, prefix .. 'room:' .. code .. ':devices')
+  redis.call('ZREM', index, code)
+end
 local function expire(index, prefix, now, idle)
-  local old = redis.call('ZRANGEBYSCORE', index, '-inf', now - idle)
-  for _, code in ipairs(old) do
-    redis.call('DEL', prefix .. 'room:' .. code, prefix .. 'room:' .. code .. ':devices')
-    redis.call('ZREM', index, code)
+  for _, code in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now - idle)) do
+    drop(index, prefix, code)
   end
 end
 local function touch(index, prefix, code, now, idle)
@@ -55,9 +56,7 @@ _OPEN = _EXPIRE + """
 local code = ARGV[4]
 if redis.call('EXISTS', prefix .. 'room:' .. code) == 1 then return 0 end
 while redis.call('ZCARD', index) >= tonumber(ARGV[7]) do
-  local oldest = redis.call('ZRANGE', index, 0, 0)[1]
-  redis.call('DEL', prefix .. 'room:' .. oldest, prefix .. 'room:' .. oldest .. ':devices')
-  redis.call('ZREM', index, oldest)
+  drop(index, prefix, redis.call('ZRANGE', index, 0, 0)[1])
 end
 redis.call('HSET', prefix .. 'room:' .. code, 'config', ARGV[5], 'hardware', ARGV[6], 'joined', 0)
 touch(index, prefix, code, now, idle)
@@ -197,8 +196,7 @@ class RedisRooms:
         if got == 0:
             raise UnknownRoom(UNKNOWN_ROOM)
         if got == -1:
-            raise RoomFull(f"This room is full ({self.max_devices} devices have joined already), sorry: "
-                           "your device was not added, nothing was kept.")
+            raise room_full(self.max_devices)
         return entry
 
     def leave(self, code: str, device_id: str) -> bool:

@@ -814,15 +814,11 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
     CPU is in "everything else": a killed replica's CPU time goes with it)."""
     me = os.getpid()
     marks: dict = {}
-    if replica_pids is not None:
-        def rss_mb_of(_):  # noqa: E306 - the replicas' RSS, summed, whichever are alive now
-            return sum(rss_mb(p) for p in replica_pids())
-        pid_for_rss = -1
-    else:
-        rss_mb_of, pid_for_rss = rss_mb, pid
+    pids = replica_pids or ((lambda: [pid]) if pid else None)  # whose RSS: the server's, or the live replicas' summed
+    rss_now = (lambda: sum(rss_mb(p) for p in pids())) if pids else (lambda: None)
 
     def on_warm() -> None:
-        marks["rss_start"] = rss_mb_of(pid_for_rss) if pid_for_rss else None
+        marks["rss_start"] = rss_now()
         marks["t"] = time.perf_counter()
         marks["busy"] = machine_busy_seconds()
         marks["server"] = cpu_seconds(pid) if pid else None
@@ -831,9 +827,9 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
     async def sample_rss() -> None:
         while True:
             await asyncio.sleep(10)
-            marks.setdefault("rss_samples", []).append(round(rss_mb_of(pid_for_rss)))
+            marks.setdefault("rss_samples", []).append(round(rss_now()))
 
-    sampler = asyncio.create_task(sample_rss()) if pid_for_rss else None
+    sampler = asyncio.create_task(sample_rss()) if pids else None
     until = room.ramp + room.warmup + room.seconds
     browser_records: list[Record] = []
     t_start = time.perf_counter()
@@ -844,7 +840,7 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
     client = cpu_seconds(me) - marks["client"]
     if sampler:
         sampler.cancel()
-    rss_end = rss_mb_of(pid_for_rss) if pid_for_rss else None
+    rss_end = rss_now()
     cores = os.cpu_count() or 1
     counted = [r for r in room.records if room.counted(r)]
     target = [r for r in counted if r.kind in TARGET_KINDS]
@@ -870,10 +866,10 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
         "opens": summarise(room.opens),
         "warmup_interactions": sum(not room.counted(r) for r in room.records),
         "rss_start_mb": _round(marks.get("rss_start")), "rss_end_mb": _round(rss_end),
-        "rss_max_mb": _round(max(marks.get("rss_samples", [rss_end or 0]) + [rss_end or 0])) if pid_for_rss else None,
+        "rss_max_mb": _round(max(marks.get("rss_samples", [rss_end or 0]) + [rss_end or 0])) if pids else None,
         "rss_every_10s_mb": marks.get("rss_samples", []),
         "rss_trend_pct": _trend(marks.get("rss_samples", [])),
-        "rss_growth_pct": _round(100 * (rss_end - marks["rss_start"]) / marks["rss_start"]) if pid_for_rss else None,
+        "rss_growth_pct": _round(100 * (rss_end - marks["rss_start"]) / marks["rss_start"]) if pids else None,
         "cpu": {"window_s": round(window, 1), "cores": cores,
                 "machine_busy_pct": round(100 * busy / (window * cores), 1),
                 "server_pct": round(100 * server / (window * cores), 1) if server is not None else None,

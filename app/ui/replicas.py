@@ -23,13 +23,11 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,19 +35,10 @@ from typing import Iterator
 
 from app.paths import ROOT
 from app.room import ROOMS_URL_ENV
+from app.ui.serve import ServeError, free_port, stop, wait_healthy
 
 COOKIE = "ofa_replica"  # haproxy's sticky-session cookie: the replica's name
 HEALTH = "/_stcore/health"
-
-
-class ServeError(RuntimeError):
-    """Something stopped the replicas from starting (one line for people)."""
-
-
-def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
 
 
 def _tool(name: str) -> str:
@@ -57,33 +46,6 @@ def _tool(name: str) -> str:
     if not path:
         raise ServeError(f"{name} is not installed: `make serve` installs it from Debian (apt-get install {name}).")
     return path
-
-
-def _stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url + HEALTH, timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise ServeError(f"{what} exited with code {proc.returncode} before it was ready (see its log)")
-        if time.monotonic() > deadline:
-            raise ServeError(f"{what} was not ready within {timeout:.0f} s (see its log)")
-        time.sleep(0.2)
 
 
 # ----------------------------------------------------------------------------------------------- Redis
@@ -114,7 +76,7 @@ def redis_server(port: int | None = None, log: Path | None = None, timeout: floa
         client.close()
         yield url
     finally:
-        _stop(proc)
+        stop(proc)
         if log:
             out.close()
 
@@ -240,8 +202,11 @@ def serving_replicas(replicas: int = 2, *, port: int | None = None, address: str
         try:
             for r in members:
                 _start_replica(r, child_env, secret, server_args)
-            for r in members:
-                _wait_healthy(r.url, r.proc, f"replica {r.name}", timeout)
+            try:
+                for r in members:
+                    wait_healthy(r.url, r.proc, f"replica {r.name}", timeout)
+            except ServeError as exc:
+                raise ServeError(f"{exc} (its log is in {workdir})") from None
             port = port or free_port(address if address not in ("0.0.0.0", "::") else "127.0.0.1")
             cfg = workdir / "haproxy.cfg"
             cfg.write_text(haproxy_config(address, port, members))
@@ -251,10 +216,10 @@ def serving_replicas(replicas: int = 2, *, port: int | None = None, address: str
             proxy_log = open(workdir / "haproxy.log", "ab")
             proxy = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=proxy_log, stderr=subprocess.STDOUT)
             proxy_log.close()
-            stack.callback(_stop, proxy)
+            stack.callback(stop, proxy)
             host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
             url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-            _wait_healthy(url, proxy, "haproxy", 30.0)
+            wait_healthy(url, proxy, "haproxy", 30.0)
             cluster = Cluster(url, members, redis_url, workdir, proxy, stopping)
             watcher = threading.Thread(target=_supervise, args=(cluster, child_env, secret, server_args),
                                        name="replica-supervisor", daemon=True)
@@ -263,7 +228,7 @@ def serving_replicas(replicas: int = 2, *, port: int | None = None, address: str
         finally:
             stopping.set()
             for r in members:
-                _stop(r.proc)
+                stop(r.proc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -84,39 +84,62 @@ class RunningApp:
     pid: int
 
 
+class ServeError(RuntimeError):
+    """A server did not start (one line for people)."""
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen | None, what: str, timeout: float) -> None:
+    """Return once ``url``'s ``/_stcore/health`` says ok; :class:`ServeError` if ``proc`` (when given) exits first or
+    time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise ServeError(f"{what} exited with code {proc.returncode} before it was ready")
+        if time.monotonic() > deadline:
+            raise ServeError(f"{what} was not ready within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Terminate ``proc`` (kill it after ``timeout`` s)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def serving(timeout: float = 120.0, env: dict[str, str] | None = None, output=subprocess.DEVNULL) -> Iterator[RunningApp]:
     """Run the app in a subprocess on 127.0.0.1 and a free port; yields it once ``/_stcore/health`` says ok.
 
     For tests, benchmarks and screenshots; the server is stopped on exit."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, stdout=output, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the app exited with code {proc.returncode} before it was healthy") from None
-                if time.time() > deadline:
-                    raise RuntimeError(f"the app did not become healthy within {timeout:.0f} s") from None
-                time.sleep(0.2)
+        wait_healthy(url, proc, "the app", timeout)
         yield RunningApp(url, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 if __name__ == "__main__":
