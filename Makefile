@@ -52,12 +52,14 @@ REPLICAS ?= 2
 serve: $(RUN_STAMP) $(WEB_STAMP) serve-tools
 	$(PY) -m app.ui.replicas --replicas $(REPLICAS) --port $(PORT) $(if $(ADDRESS),--address $(ADDRESS)) $(if $(SERVER),-- $(SERVER))
 
-# Debian's haproxy (the reverse proxy) and redis-server (the rooms shared by replicas): for make serve and the tests
+# Debian's haproxy (the reverse proxy), redis-server (the rooms shared by replicas) and tcmalloc (the servers' malloc,
+# app/allocator.py): for make serve and the tests
 serve-tools:
-	@{ command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy; } && command -v redis-server >/dev/null 2>&1 || { \
-	  echo "installing Debian's haproxy and redis-server (make serve: replicas behind a proxy, rooms shared in Redis)"; \
+	@{ command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy; } && command -v redis-server >/dev/null 2>&1 \
+	  && /sbin/ldconfig -p | grep -q libtcmalloc_minimal.so.4 || { \
+	  echo "installing Debian's haproxy, redis-server and libtcmalloc-minimal4 (make serve: replicas behind a proxy, rooms shared in Redis)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq haproxy redis-server >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq haproxy redis-server libtcmalloc-minimal4 >/dev/null; }
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -26,7 +26,9 @@ exactly what the API predicts); after an upload, that the same photo and subnet 
 
 Without ``--url`` the app is started on a free loopback port (``app.ui.serve.serving``) and stopped at the end. The
 server's RSS is read after warm-up (``--ramp`` to open the sessions, then ``--warmup`` seconds of interactions, not
-counted) and at the end; the CPU used by the server, the clients and everything else on the machine during the
+counted) and after the run, each time once the room has held still for ``--pause`` seconds (what the server keeps:
+models, caches, sessions — app/allocator.py returns freed memory when quiet); under load it is read every 10 s and at
+the two moments the room stops (``rss_busy_mb``), and its maximum is reported. The CPU used by the server, the clients and everything else on the machine during the
 measured window is reported, so a busy machine shows. ``--browsers 3`` adds real chromium sessions (Playwright,
 Debian's chromium) moving sliders beside the clients, for end-to-end samples (kind ``browser``; they cost CPU).
 
@@ -425,6 +427,7 @@ class Room:
     seconds: float = 120.0
     warmup: float = 10.0
     ramp: float = 10.0
+    pause: float = 10.0  # the room holds still after the warm-up (and the run) before RSS is read
     interval: float = 2.0
     follow: float = 0.7
     upload_prob: float = 0.02
@@ -450,7 +453,7 @@ class Room:
         # the presenter's timeline: one global slider (or the hardware) changes every `presenter_every` seconds;
         # the presenter's configs are uniform (depth set first, so that followers can reach them exactly)
         self.timeline = [View(hw=self.oracle.name_to_label.get("note10", ""))]
-        total = self.ramp + self.warmup + self.seconds + 60
+        total = self.window_start + self.seconds + 60
         while len(self.timeline) * self.presenter_every < total:
             v = View(self.timeline[-1].cfg, self.timeline[-1].hw)
             if len(self.oracle.label_to_name) > 1 and rng.random() < 0.2:
@@ -467,20 +470,30 @@ class Room:
     def presenter(self) -> View:
         return self.timeline[min(len(self.timeline) - 1, int(self.now() // self.presenter_every))]
 
-    def counted(self, rec: Record) -> bool:
-        return self.ramp + self.warmup <= rec.t < self.ramp + self.warmup + self.seconds
+    @property
+    def window_start(self) -> float:
+        """Seconds from the start to the measured window: ramp, warm-up, then a pause with no interactions."""
+        return self.ramp + self.warmup + self.pause
 
-    async def run(self, on_warm: Callable[[], None] | None = None) -> None:
+    def counted(self, rec: Record) -> bool:
+        return self.window_start <= rec.t < self.window_start + self.seconds
+
+    async def run(self, on_warm: Callable[[], None] | None = None, on_pause: Callable[[], None] | None = None) -> None:
+        """Open the sessions and run them; ``on_pause`` is called when the warm-up ends (the room holds still),
+        ``on_warm`` when the pause ends and the measured window starts."""
         self.t0 = time.perf_counter()
-        end = self.ramp + self.warmup + self.seconds
+        end = self.window_start + self.seconds
 
         async def warm() -> None:
             await asyncio.sleep(self.ramp + self.warmup)
+            if on_pause:
+                on_pause()
+            await asyncio.sleep(max(0.0, self.window_start - self.now()))
             if on_warm:
                 on_warm()
 
         async def kill() -> None:
-            await asyncio.sleep(self.ramp + self.warmup + self.kill_at)
+            await asyncio.sleep(self.window_start + self.kill_at)
             self.killed_t = self.now()
             self.killed = await asyncio.to_thread(self.kill)
 
@@ -546,6 +559,8 @@ class Room:
         next_at = self.now() + rng.uniform(0, self.interval)
         try:
             while ok:
+                if self.ramp + self.warmup <= next_at < self.window_start:  # the room holds still before the window
+                    next_at = self.window_start + rng.uniform(0, self.interval)
                 await asyncio.sleep(max(0.0, next_at - self.now()))
                 if self.now() >= end:
                     break
@@ -817,6 +832,9 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
     pids = replica_pids or ((lambda: [pid]) if pid else None)  # whose RSS: the server's, or the live replicas' summed
     rss_now = (lambda: sum(rss_mb(p) for p in pids())) if pids else (lambda: None)
 
+    def on_pause() -> None:
+        marks["rss_warm_busy"] = rss_now()
+
     def on_warm() -> None:
         marks["rss_start"] = rss_now()
         marks["t"] = time.perf_counter()
@@ -830,16 +848,18 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
             marks.setdefault("rss_samples", []).append(round(rss_now()))
 
     sampler = asyncio.create_task(sample_rss()) if pids else None
-    until = room.ramp + room.warmup + room.seconds
+    until = room.window_start + room.seconds
     browser_records: list[Record] = []
     t_start = time.perf_counter()
-    await asyncio.gather(room.run(on_warm), browsers(room.url, n_browsers, until, browser_records, t_start, room.seed))
+    await asyncio.gather(room.run(on_warm, on_pause), browsers(room.url, n_browsers, until, browser_records, t_start, room.seed))
     window = time.perf_counter() - marks["t"]
     busy = machine_busy_seconds() - marks["busy"]
     server = cpu_seconds(pid) - marks["server"] if pid else None
     client = cpu_seconds(me) - marks["client"]
     if sampler:
         sampler.cancel()
+    rss_end_busy = rss_now()
+    await asyncio.sleep(room.pause)  # the room holds still again: what the server keeps, not what it is working with
     rss_end = rss_now()
     cores = os.cpu_count() or 1
     counted = [r for r in room.records if room.counted(r)]
@@ -866,7 +886,8 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
         "opens": summarise(room.opens),
         "warmup_interactions": sum(not room.counted(r) for r in room.records),
         "rss_start_mb": _round(marks.get("rss_start")), "rss_end_mb": _round(rss_end),
-        "rss_max_mb": _round(max(marks.get("rss_samples", [rss_end or 0]) + [rss_end or 0])) if pids else None,
+        "rss_busy_mb": {"warm_up_end": _round(marks.get("rss_warm_busy")), "run_end": _round(rss_end_busy)},
+        "rss_max_mb": _round(max(marks.get("rss_samples", []) + [rss_end or 0, rss_end_busy or 0])) if pids else None,
         "rss_every_10s_mb": marks.get("rss_samples", []),
         "rss_trend_pct": _trend(marks.get("rss_samples", [])),
         "rss_growth_pct": _round(100 * (rss_end - marks["rss_start"]) / marks["rss_start"]) if pids else None,
@@ -881,7 +902,7 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
         "sessions_by_replica": {name: sum(r.replica == name for r in room.opens)
                                 for name in sorted({r.replica for r in room.opens if r.replica})},
         "failover": None if room.killed_t is None else {
-            "killed": room.killed, "at_s": round(room.killed_t - room.ramp - room.warmup, 1),
+            "killed": room.killed, "at_s": round(room.killed_t - room.window_start, 1),
             "interactions_lost": len(lost),
             "reconnects": sum(r.kind == "reconnect" for r in room.records),
             "reconnects_failed": sum(r.kind == "reconnect" and not r.ok for r in room.records),
@@ -891,7 +912,7 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
         },
         "room": {"followers": room.stats["followers"], "opened_presenter_link": room.stats["link_opens"],
                  "interval_s": room.interval, "upload_prob": room.upload_prob, "presenter_every_s": room.presenter_every,
-                 "ramp_s": room.ramp, "warmup_s": room.warmup, "timeout_s": room.timeout, "seed": room.seed,
+                 "ramp_s": room.ramp, "warmup_s": room.warmup, "pause_s": room.pause, "timeout_s": room.timeout, "seed": room.seed,
                  "tiles_checked_against": "app.display.metric_tiles" if room.oracle.exact else "other sessions",
                  "latency_tile_changed": room.stats["latency_changed"], "browsers": n_browsers},
     }
@@ -903,6 +924,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seconds", type=float, default=120.0, help="measured window, after the ramp and the warm-up")
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds of interactions before the window (not counted)")
     ap.add_argument("--ramp", type=float, default=10.0, help="seconds over which the sessions open")
+    ap.add_argument("--pause", type=float, default=10.0,
+                    help="seconds the room holds still after the warm-up and after the run before RSS is read")
     ap.add_argument("--interval", type=float, default=2.0, help="seconds between one client's interactions")
     ap.add_argument("--follow", type=float, default=0.7, help="share of the room following the presenter")
     ap.add_argument("--upload-prob", type=float, default=0.02, help="chance per step of a Classify upload instead")
@@ -930,7 +953,7 @@ def main(argv: list[str] | None = None) -> dict:
             def kill() -> str:  # noqa: E306
                 cluster.kill("r1")
                 return "r1"
-        room = Room(url, sessions=args.sessions, seconds=args.seconds, warmup=args.warmup, ramp=args.ramp,
+        room = Room(url, sessions=args.sessions, seconds=args.seconds, warmup=args.warmup, ramp=args.ramp, pause=args.pause,
                     interval=args.interval, follow=args.follow, upload_prob=args.upload_prob,
                     presenter_every=args.presenter_every, timeout=args.timeout, seed=args.seed,
                     kill_at=args.kill_replica_at if kill else None, kill=kill)
@@ -970,8 +993,9 @@ def main(argv: list[str] | None = None) -> dict:
     c = res["cpu"]
     print(f"\nerrors (all kinds, warm-up and opens included): {res['errors']}; interactions in the window: "
           f"{res['interactions']} ({res['interactions_per_s']}/s served, {res['demand_per_s']}/s asked)")
-    print(f"server RSS: {res['rss_start_mb']} MB after warm-up, {res['rss_end_mb']} MB at the end "
-          f"({res['rss_growth_pct']:+}%), max {res['rss_max_mb']} MB; trend over the window (median of the last third of "
+    print(f"server RSS (room still for {args.pause:g} s): {res['rss_start_mb']} MB after warm-up, {res['rss_end_mb']} MB "
+          f"after the run ({res['rss_growth_pct']:+}%); under load {res['rss_busy_mb']['warm_up_end']} MB as the "
+          f"warm-up ended, {res['rss_busy_mb']['run_end']} MB as the run ended, max {res['rss_max_mb']} MB; trend over the window (median of the last third of "
           f"the 10-s samples vs the first third) {res['rss_trend_pct']}%" if res["rss_start_mb"] else "server RSS: not measured (--url)")
     print(f"CPU over the {c['window_s']} s window ({c['cores']} cores = 100%): machine {c['machine_busy_pct']}%, "
           f"server {c['server_pct']}%, these clients {c['clients_pct']}% ({c['client_ms_per_interaction']} ms per "

@@ -66,3 +66,70 @@ def test_a_server_can_leave_glibcs_defaults_in_place():
                          text=True, timeout=60)
     assert default.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False"), default.stderr
     assert off.stdout.strip() == "False", off.stderr
+
+
+RELEASE_PROBE = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    sys.path.insert(0, {root!r})
+    import app.allocator as allocator
+    assert allocator.keep_freed_memory()  # glibc's top-of-heap trim threshold stays at 1 GiB
+    allocator.QUIET_S = 0.5
+    allocator.KEPT_FREE_BYTES = {budget}
+    import torch
+
+    def rss_mb():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    out = {{"allocator": allocator.allocator()}}
+    with allocator.heavy_work():
+        x = torch.ones(128, 1024, 1024)  # 512 MB, touched
+        out["holding"] = rss_mb()
+        del x
+        out["kept_bytes"] = allocator.freed_bytes_kept()
+    out["after"] = rss_mb()
+    out["releases_after"] = allocator.releases()
+    time.sleep(1.5)
+    out["quiet"] = rss_mb()
+    out["releases_quiet"] = allocator.releases()
+    print(json.dumps(out))
+    """
+)
+
+
+def _release(budget: int, tcmalloc: bool) -> dict:
+    import json
+    import os
+
+    from app.allocator import tcmalloc_library
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OFA_EXPLORER_KEEP_FREED", "LD_PRELOAD")}
+    if tcmalloc:
+        env["LD_PRELOAD"] = tcmalloc_library()
+    code = RELEASE_PROBE.format(root=str(ROOT), budget=budget)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and Debian's tcmalloc")
+@pytest.mark.parametrize("tcmalloc", [False, True], ids=["glibc", "tcmalloc"])
+def test_freed_memory_is_kept_while_busy_and_returned_when_quiet(tcmalloc):
+    """512 MB freed inside heavy work stays in the process (below the 1 GiB budget: reused without page faults), and
+    is returned once the process has been quiet for QUIET_S — RSS read from /proc, not from the allocator."""
+    r = _release(1 << 30, tcmalloc)
+    assert r["allocator"] == ("tcmalloc" if tcmalloc else "glibc")
+    assert r["kept_bytes"] >= 400 * 2**20
+    assert r["after"] > r["holding"] - 100  # kept
+    assert r["releases_after"] == {"over_budget": 0, "quiet": 0}
+    assert r["quiet"] < r["holding"] - 400  # returned
+    assert r["releases_quiet"] == {"over_budget": 0, "quiet": 1}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and Debian's tcmalloc")
+@pytest.mark.parametrize("tcmalloc", [False, True], ids=["glibc", "tcmalloc"])
+def test_freed_memory_over_the_budget_is_returned_at_once(tcmalloc):
+    r = _release(128 << 20, tcmalloc)
+    assert r["after"] < r["holding"] - 400, r
+    assert r["releases_after"]["over_budget"] == 1, r

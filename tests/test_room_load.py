@@ -28,7 +28,7 @@ def server():
 
 
 def test_eight_clients_ten_seconds_no_errors(server):
-    room = room_load.Room(server.url, sessions=8, seconds=10, warmup=0, ramp=1, interval=2.0, upload_prob=0.0,
+    room = room_load.Room(server.url, sessions=8, seconds=10, warmup=0, ramp=1, pause=1, interval=2.0, upload_prob=0.0,
                           timeout=60, seed=1)
     res = asyncio.run(room_load.measure(room, server.pid, 0))
     assert res["errors"] == 0, res["error_examples"]
@@ -37,7 +37,20 @@ def test_eight_clients_ten_seconds_no_errors(server):
     moves = res["by_kind"]["slider"]["n"] + res["by_kind"]["hardware"]["n"]
     assert moves >= 8, res  # every client moved at least once (timings are not asserted)
     assert room.stats["latency_changed"] > 0  # the latency tile followed the moves
-    assert res["rss_start_mb"] and res["rss_end_mb"]
+    assert res["rss_start_mb"] and res["rss_end_mb"] and res["rss_busy_mb"]["run_end"]
+    assert not any(r.kind != "open" and r.t < room.window_start for r in room.records)  # nothing sent in the pause
+
+
+def test_the_server_runs_on_tcmalloc(server):
+    """app.ui.serve starts again with Debian's tcmalloc preloaded (make serve-tools installs it): its memory map
+    has the library and the environment names it."""
+    from app.allocator import tcmalloc_library
+
+    lib = tcmalloc_library()
+    assert lib, "libtcmalloc-minimal4 is installed by make serve-tools (a prerequisite of make test)"
+    maps = Path(f"/proc/{server.pid}/maps").read_text()
+    assert "libtcmalloc_minimal" in maps
+    assert lib in Path(f"/proc/{server.pid}/environ").read_bytes().decode(errors="replace")
 
 
 def test_upload_over_the_protocol(server):

@@ -57,8 +57,12 @@ def _preload() -> None:
 def main(argv: list[str] | None = None) -> None:
     import threading
 
-    from app.allocator import keep_freed_memory
+    from app.allocator import keep_freed_memory, preload_env
 
+    preload = preload_env()
+    if preload:  # start again with tcmalloc under malloc (same pid; app.allocator says why)
+        os.execve(sys.executable, [sys.executable, "-m", "app.ui.serve", *(sys.argv[1:] if argv is None else argv)],
+                  {**os.environ, **preload})
     keep_freed_memory()  # before any thread starts: Streamlit runs each page in its own thread
     threading.Thread(target=_preload, name="preload", daemon=True).start()
     from streamlit.runtime.pages_manager import PagesManager

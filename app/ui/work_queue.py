@@ -16,6 +16,8 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from app.allocator import heavy_work
+
 WORKERS = 1  # heavy jobs at once: torch already uses both cores for one job (2 workers: sliders p95 1.6 s, docs/load.md)
 MAX_WAITING = 24  # people waiting before "busy, try again"
 POLL_S = 0.25  # how often a waiting page's position is refreshed
@@ -71,7 +73,8 @@ class WorkQueue:
             self._waiting.popleft()
             self._running += 1
         try:
-            yield time.perf_counter() - t0
+            with heavy_work():  # memory the job freed is returned above a budget, and all of it when quiet
+                yield time.perf_counter() - t0
         finally:
             with self._cv:
                 self._running -= 1
