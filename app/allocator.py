@@ -11,7 +11,7 @@ random configs: 1.2 → 5.1 GB). So a process does three things:
    preloaded into the app's server by :mod:`app.ui.serve` when installed: :func:`preload_env`) nothing to set: it
    keeps freed spans and gives each thread its own cache — in a room of 50 sessions 2 replicas answered sliders at
    p95 124 ms instead of 189 and uploads at 2.9 s instead of 4.5 (docs/load.md#memory).
-2. **Bound what is kept while busy**: after each piece of heavy work (:func:`heavy_work`), if more than
+2. **Bound what is kept while busy**: after each piece of heavy work (:func:`releasing_freed_memory`), if more than
    ``KEPT_FREE_BYTES`` freed bytes are held, return them to the system (:func:`release_freed_memory`).
 3. **Return it when quiet**: ``QUIET_S`` seconds after the last heavy work, return everything freed, so a server whose
    room has gone quiet comes back down to what it actually holds (models, caches, sessions).
@@ -191,7 +191,7 @@ class _Releaser:
 _releaser = _Releaser()
 
 
-def heavy_work() -> contextlib.AbstractContextManager[None]:
+def releasing_freed_memory() -> contextlib.AbstractContextManager[None]:
     """Wrap a piece of heavy torch work (extraction, BN re-estimation, classification): afterwards, freed memory
     above ``KEPT_FREE_BYTES`` is returned at once, and all of it once the process has been quiet for ``QUIET_S``."""
     return _releaser.working()

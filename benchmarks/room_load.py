@@ -425,7 +425,7 @@ class Room:
     url: str
     sessions: int = 50
     seconds: float = 120.0
-    warmup: float = 10.0
+    warmup: float = 30.0  # the bounded caches (8 shared subnets, 64 answers, 4 resolutions) fill in ~30 s of a room
     ramp: float = 10.0
     pause: float = 10.0  # the room holds still after the warm-up (and the run) before RSS is read
     interval: float = 2.0
@@ -922,7 +922,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=120.0, help="measured window, after the ramp and the warm-up")
-    ap.add_argument("--warmup", type=float, default=10.0, help="seconds of interactions before the window (not counted)")
+    ap.add_argument("--warmup", type=float, default=30.0,
+                    help="seconds of interactions before the window (not counted; the caches fill)")
     ap.add_argument("--ramp", type=float, default=10.0, help="seconds over which the sessions open")
     ap.add_argument("--pause", type=float, default=10.0,
                     help="seconds the room holds still after the warm-up and after the run before RSS is read")

@@ -83,7 +83,7 @@ RELEASE_PROBE = textwrap.dedent(
             return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
     out = {{"allocator": allocator.allocator()}}
-    with allocator.heavy_work():
+    with allocator.releasing_freed_memory():
         x = torch.ones(128, 1024, 1024)  # 512 MB, touched
         out["holding"] = rss_mb()
         del x

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.allocator import heavy_work
+from app.allocator import releasing_freed_memory
 from app.space import SubnetConfig
 from app.supernet import OFASupernet
 
@@ -116,7 +116,7 @@ class _StatisticsPrefetcher:
                 net, cfg = self._next
                 self._next = None
             try:
-                with heavy_work():
+                with releasing_freed_memory():
                     net.extract(cfg, calibrate=True)  # fills the statistics cache; the supernet is not touched
             except Exception as exc:  # pragma: no cover - a prefetch failure only costs the time it saves
                 print(f"bn-prefetch: {cfg.to_compact()}: {exc}", file=sys.stderr)

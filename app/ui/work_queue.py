@@ -16,7 +16,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from app.allocator import heavy_work
+from app.allocator import releasing_freed_memory
 
 WORKERS = 1  # heavy jobs at once: torch already uses both cores for one job (2 workers: sliders p95 1.6 s, docs/load.md)
 MAX_WAITING = 24  # people waiting before "busy, try again"
@@ -73,7 +73,7 @@ class WorkQueue:
             self._waiting.popleft()
             self._running += 1
         try:
-            with heavy_work():  # memory the job freed is returned above a budget, and all of it when quiet
+            with releasing_freed_memory():  # memory the job freed is returned above a budget, and all of it when quiet
                 yield time.perf_counter() - t0
         finally:
             with self._cv:
