@@ -36,8 +36,9 @@ Debian's chromium) moving sliders beside the clients, for end-to-end samples (ki
 the proxy (each client keeps its cookies: the sticky one pins it to a replica; RSS is the replicas' sum).
 ``--kill-replica-at S`` kills replica r1 S seconds into the window: the interaction each of its sessions had in flight
 is reported as lost with it (not an error); the session reconnects through the proxy as Streamlit's frontend does
-(kind ``reconnect``) and its page must come back showing what its URL says, tiles checked — anything else, and any
-failure on the other replica, is an error.
+(kind ``reconnect``: like the frontend, which keeps trying while the tab shows "Connecting…", it tries up to 4 times,
+0.5 / 1 / 2 s apart, and the retries are counted) and its page must come back showing what its URL says, tiles
+checked — anything else, and any failure on the other replica, is an error.
 """
 
 from __future__ import annotations
@@ -410,6 +411,9 @@ def check_explore(page: Page, client: Client, view: View, oracle: Oracle) -> lis
 
 
 # ----------------------------------------------------------------------------------------------- the room
+RECONNECT_TRIES = 4  # a dropped tab's attempts to connect again (0.5 + 1 + 2 s between them)
+
+
 @dataclass
 class Record:
     kind: str
@@ -444,6 +448,7 @@ class Room:
     stats: dict = field(default_factory=lambda: {"latency_changed": 0, "followers": 0, "link_opens": 0})
     killed: str = ""  # the replica killed, when
     killed_t: float | None = None
+    reconnect_retries: int = 0  # failed reconnect attempts that were tried again
 
     def __post_init__(self) -> None:
         from app.paths import ASSETS
@@ -516,12 +521,19 @@ class Room:
             view.hw = self.oracle.name_to_label.get(q["hw"][0], view.hw)
         except (KeyError, IndexError, ValueError):
             pass  # no view in the URL: the page must show the one the client had
-        try:
-            page = await client.reopen()
-        except ProtocolError as exc:
-            self.records.append(Record("reconnect", self.now() - t, False, t, f"from {was or 'the server'}: {exc}",
-                                       client.replica))
-            return False
+        # Streamlit's frontend keeps trying (the tab shows "Connecting…"); this one tries RECONNECT_TRIES times,
+        # backing off 0.5, 1, 2… s, and counts the attempts it needed
+        for attempt in range(1, RECONNECT_TRIES + 1):
+            try:
+                page = await client.reopen()
+                break
+            except ProtocolError as exc:
+                if attempt == RECONNECT_TRIES:
+                    self.records.append(Record("reconnect", self.now() - t, False, t,
+                                               f"from {was or 'the server'}, {attempt} tries: {exc}", client.replica))
+                    return False
+                self.reconnect_retries += 1
+                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
         bad = check_explore(page, client, view, self.oracle)
         self.records.append(Record("reconnect", page.seconds, not bad, t,
                                    f"{'; '.join(bad)[:300]} [runs before: {trail}]" if bad else f"{was} -> {client.replica}",
@@ -906,6 +918,7 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
             "interactions_lost": len(lost),
             "reconnects": sum(r.kind == "reconnect" for r in room.records),
             "reconnects_failed": sum(r.kind == "reconnect" and not r.ok for r in room.records),
+            "reconnect_retries": room.reconnect_retries,
             "moved_to": sorted({r.replica for r in room.records if r.kind == "reconnect" and r.ok}),
             "errors_on_other_replicas": sum(1 for r in errors if r.replica and r.replica != room.killed),
             "errors_on_killed_replica": sum(1 for r in errors if r.replica == room.killed),
@@ -1007,7 +1020,8 @@ def main(argv: list[str] | None = None) -> dict:
     f = res["failover"]
     if f:
         print(f"failover: {f['killed']} killed {f['at_s']} s into the window; {f['interactions_lost']} interactions in "
-              f"flight lost with it; {f['reconnects']} reconnects ({f['reconnects_failed']} failed) to {f['moved_to']}; "
+              f"flight lost with it; {f['reconnects']} reconnects ({f['reconnects_failed']} failed, {f['reconnect_retries']} "
+              f"retried) to {f['moved_to']}; "
               f"errors on the other replicas {f['errors_on_other_replicas']}, on the killed one {f['errors_on_killed_replica']}")
     for e in res["error_examples"]:
         print("error:", e)

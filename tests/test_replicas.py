@@ -118,7 +118,7 @@ def test_a_room_opened_on_one_replica_is_open_on_the_other(cluster):
 def test_eight_clients_through_the_proxy_and_a_replica_killed_mid_run(cluster):
     with urllib.request.urlopen(cluster.url + "/_stcore/health", timeout=10) as r:
         assert r.read() == b"ok"
-    room = room_load.Room(cluster.url, sessions=8, seconds=10, warmup=0, ramp=1, interval=1.5, upload_prob=0.0,
+    room = room_load.Room(cluster.url, sessions=8, seconds=10, warmup=0, ramp=1, pause=1, interval=1.5, upload_prob=0.0,
                           timeout=90, seed=3, kill_at=4.0, kill=lambda: (cluster.kill("r1"), "r1")[1])
     res = asyncio.run(room_load.measure(room, None, 0))
     assert room.oracle.exact, "the replicas serve the bundled supernet: tiles are checked against the API"

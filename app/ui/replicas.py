@@ -100,8 +100,11 @@ defaults
   # a websocket is a tunnel: the app's sessions stay open while the tab is
   timeout tunnel 4h
   timeout client-fin 5s
-  option redispatch
+  # a dead replica's requests go to a live one: connection refused, or a kept-alive connection to it reset (a
+  # request without a body — a page, the websocket's upgrade — is safe to send again), every retry redispatched
+  option redispatch 1
   retries 3
+  retry-on conn-failure empty-response response-timeout
 
 frontend app
   bind {bind}
