@@ -837,8 +837,8 @@ def _round(x: float | None) -> float | None:
 
 
 async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Callable[[], list[int]] | None = None) -> dict:
-    """Run the room; ``pid`` is the server's (RSS and CPU), or ``replica_pids`` the replicas' now (RSS summed; their
-    CPU is in "everything else": a killed replica's CPU time goes with it)."""
+    """Run the room; ``pid`` is the server's (RSS and CPU), or ``replica_pids`` the replicas' now (RSS and CPU summed;
+    a killed replica's CPU time goes with it, so then their CPU is in "everything else")."""
     me = os.getpid()
     marks: dict = {}
     pids = replica_pids or ((lambda: [pid]) if pid else None)  # whose RSS: the server's, or the live replicas' summed
@@ -851,7 +851,7 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
         marks["rss_start"] = rss_now()
         marks["t"] = time.perf_counter()
         marks["busy"] = machine_busy_seconds()
-        marks["server"] = cpu_seconds(pid) if pid else None
+        marks["server"] = {p: cpu_seconds(p) for p in pids()} if pids else None
         marks["client"] = cpu_seconds(me)
 
     async def sample_rss() -> None:
@@ -866,7 +866,8 @@ async def measure(room: Room, pid: int | None, n_browsers: int, replica_pids: Ca
     await asyncio.gather(room.run(on_warm, on_pause), browsers(room.url, n_browsers, until, browser_records, t_start, room.seed))
     window = time.perf_counter() - marks["t"]
     busy = machine_busy_seconds() - marks["busy"]
-    server = cpu_seconds(pid) - marks["server"] if pid else None
+    now = {p: cpu_seconds(p) for p in pids()} if pids else None
+    server = sum(now[p] - marks["server"][p] for p in now) if now and now.keys() == marks["server"].keys() else None
     client = cpu_seconds(me) - marks["client"]
     if sampler:
         sampler.cancel()

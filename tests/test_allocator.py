@@ -73,7 +73,7 @@ RELEASE_PROBE = textwrap.dedent(
     import json, resource, sys, time
     sys.path.insert(0, {root!r})
     import app.allocator as allocator
-    assert allocator.keep_freed_memory()  # glibc's top-of-heap trim threshold stays at 1 GiB
+    assert allocator.keep_freed_memory()  # glibc's top-of-heap trim threshold: the default budget
     allocator.QUIET_S = 0.5
     allocator.KEPT_FREE_BYTES = {budget}
     import torch
@@ -133,3 +133,15 @@ def test_freed_memory_over_the_budget_is_returned_at_once(tcmalloc):
     r = _release(128 << 20, tcmalloc)
     assert r["after"] < r["holding"] - 400, r
     assert r["releases_after"]["over_budget"] == 1, r
+
+
+def test_the_budget_is_an_eighth_of_the_machine_s_memory_within_bounds():
+    """KEPT_FREE_BYTES against /proc/meminfo's MemTotal (Linux): an eighth of it, between 512 MiB and 3 GiB."""
+    import app.allocator as allocator
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("/proc/meminfo is Linux's")
+    with open("/proc/meminfo") as f:
+        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+    expected = min(3 << 30, max(512 << 20, total // 8))
+    assert abs(allocator.KEPT_FREE_BYTES - expected) <= 16 << 20  # sysconf's pages against meminfo's kB
