@@ -28,12 +28,13 @@ Without ``--url`` the app is started on a free loopback port (``app.ui.serve.ser
 server's RSS is read after warm-up (``--ramp`` to open the sessions, then ``--warmup`` seconds of interactions, not
 counted) and after the run, each time once the room has held still for ``--pause`` seconds (what the server keeps:
 models, caches, sessions — app/allocator.py returns freed memory when quiet); under load it is read every 10 s and at
-the two moments the room stops (``rss_busy_mb``), and its maximum is reported. The CPU used by the server, the clients and everything else on the machine during the
-measured window is reported, so a busy machine shows. ``--browsers 3`` adds real chromium sessions (Playwright,
-Debian's chromium) moving sliders beside the clients, for end-to-end samples (kind ``browser``; they cost CPU).
+the two moments the room stops (``rss_busy_mb``), and its maximum is reported. The CPU used by the server, the
+clients and everything else on the machine during the measured window is reported, so a busy machine shows.
+``--browsers 3`` adds real chromium sessions (Playwright, Debian's chromium) moving sliders beside the clients, for
+end-to-end samples (kind ``browser``; they cost CPU).
 
 ``--replicas N`` starts N replicas behind haproxy with rooms in Redis (``app.ui.replicas``) and runs the room through
-the proxy (each client keeps its cookies: the sticky one pins it to a replica; RSS is the replicas' sum).
+the proxy (each client keeps its cookies: the sticky one pins it to a replica; RSS and CPU are the replicas' sums).
 ``--kill-replica-at S`` kills replica r1 S seconds into the window: the interaction each of its sessions had in flight
 is reported as lost with it (not an error); the session reconnects through the proxy as Streamlit's frontend does
 (kind ``reconnect``: like the frontend, which keeps trying while the tab shows "Connecting…", it tries up to 4 times,
