@@ -88,11 +88,11 @@ def test_classify_when_the_heavy_queue_is_full_says_busy_in_one_line_and_keeps_t
             release.wait(60)
 
     saved = HEAVY.max_waiting
-    HEAVY.max_waiting = 0  # nobody may wait: the one slot is taken below
     holder = threading.Thread(target=hold)
     holder.start()
     try:
-        holding.wait(10)
+        assert holding.wait(60), "the holder never got the slot"  # (it may wait for an earlier test's job)
+        HEAVY.max_waiting = 0  # nobody may wait: the one slot is taken
         at = page("classify", sample="golf_ball_1.jpg").run()
         no_exceptions(at)
         assert any("The server is busy" in w.value and "Try again" in w.value for w in at.warning), [w.value for w in at.warning]
