@@ -412,7 +412,7 @@ def check_explore(page: Page, client: Client, view: View, oracle: Oracle) -> lis
 
 
 # ----------------------------------------------------------------------------------------------- the room
-RECONNECT_TRIES = 4  # a dropped tab's attempts to connect again (0.5 + 1 + 2 s between them)
+RECONNECT_TRIES = 4  # a dropped tab tries again, as the frontend does while it shows "Connecting…" (0.5, 1, 2 s apart)
 
 
 @dataclass
@@ -522,8 +522,6 @@ class Room:
             view.hw = self.oracle.name_to_label.get(q["hw"][0], view.hw)
         except (KeyError, IndexError, ValueError):
             pass  # no view in the URL: the page must show the one the client had
-        # Streamlit's frontend keeps trying (the tab shows "Connecting…"); this one tries RECONNECT_TRIES times,
-        # backing off 0.5, 1, 2… s, and counts the attempts it needed
         for attempt in range(1, RECONNECT_TRIES + 1):
             try:
                 page = await client.reopen()

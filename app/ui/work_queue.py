@@ -73,7 +73,7 @@ class WorkQueue:
             self._waiting.popleft()
             self._running += 1
         try:
-            with releasing_freed_memory():  # memory the job freed is returned above a budget, and all of it when quiet
+            with releasing_freed_memory():  # freed memory returned above a budget, and all of it when quiet
                 yield time.perf_counter() - t0
         finally:
             with self._cv:
