@@ -5,8 +5,10 @@
 * :func:`quantize_int8` — onnxruntime's static post-training quantization of that file: QDQ format,
   per-channel symmetric int8 weights, uint8 activations (the U8S8 kernels of x86 CPUs with VNNI), ranges
   calibrated (min-max) on the same bundled training images as the fast BN path; the first convolution and the
-  classifier stay fp32 (:data:`KEEP_FP32`: the remedy that measured best). What was measured for the
-  alternatives (per-tensor weights, squeeze-excite or depthwise kept in fp32, more calibration images,
+  classifier stay fp32 (:data:`KEEP_FP32`: the remedy that measured best). Before and after it, the rewrites of
+  :mod:`app.int8_rewrites` put the graph on onnxruntime's fast int8 kernels (depthwise channels padded to a multiple
+  of 16, squeeze-excite gates folded into their convolutions, hard-swish as int8 add and multiply). What was measured
+  for the alternatives (per-tensor weights, squeeze-excite or depthwise kept in fp32, more calibration images,
   int8 activations) is in ``docs/measured.md`` ("int8").
 * :class:`OnnxSubnet` — an onnxruntime session over such a file, called like the PyTorch subnet.
 
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from app import int8_rewrites
 from app.space import SubnetConfig
 
 PRECISIONS = ("fp32", "int8")
@@ -111,8 +114,10 @@ def calibration_images(cfg: SubnetConfig, card, n: int | None = None) -> Tensor:
 def quantize_int8(fp32: bytes, images: Tensor, *, per_channel: bool = True, exclude: tuple[str, ...] = (),
                   batch: int = 16) -> bytes:
     """Static int8 quantization (QDQ) of the ONNX model ``fp32`` with activation ranges from ``images``
-    (N x 3 x r x r, preprocessed). ``exclude``: node names kept in fp32."""
+    (N x 3 x r x r, preprocessed), with :mod:`app.int8_rewrites` applied before and after. ``exclude``: node names
+    kept in fp32."""
     _require()
+    import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -130,12 +135,17 @@ def quantize_int8(fp32: bytes, images: Tensor, *, per_channel: bool = True, excl
     ort.set_default_logger_severity(3)  # the quantizer's advice to pre-process (done) and unused-initializer notes
     with tempfile.TemporaryDirectory() as d, _quiet():
         src, pre, out = Path(d) / "fp32.onnx", Path(d) / "pre.onnx", Path(d) / "int8.onnx"
-        src.write_bytes(fp32)
+        model = onnx.load_from_string(fp32)
+        int8_rewrites.pad_depthwise_channels(model)
+        int8_rewrites.fold_gate_into_conv(model)
+        src.write_bytes(model.SerializeToString())
         # shape inference only: onnx's optimiser would split HardSwish into HardSigmoid x Mul (slower in int8)
         quant_pre_process(str(src), str(pre), skip_optimization=True)
         quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude))
-        return out.read_bytes()
+        model = onnx.load(str(out))
+    int8_rewrites.hard_swish_as_int8(model)
+    return model.SerializeToString()
 
 
 @contextlib.contextmanager
