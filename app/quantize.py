@@ -112,10 +112,10 @@ def calibration_images(cfg: SubnetConfig, card, n: int | None = None) -> Tensor:
 
 
 def quantize_int8(fp32: bytes, images: Tensor, *, per_channel: bool = True, exclude: tuple[str, ...] = (),
-                  batch: int = 16) -> bytes:
+                  batch: int = 16, pad_depthwise: bool = True) -> bytes:
     """Static int8 quantization (QDQ) of the ONNX model ``fp32`` with activation ranges from ``images``
     (N x 3 x r x r, preprocessed), with :mod:`app.int8_rewrites` applied before and after. ``exclude``: node names
-    kept in fp32."""
+    kept in fp32. ``pad_depthwise=False`` skips the channel padding (only onnxruntime's native CPU kernels gain from it)."""
     _require()
     import onnx
     import onnxruntime as ort
@@ -136,7 +136,8 @@ def quantize_int8(fp32: bytes, images: Tensor, *, per_channel: bool = True, excl
     with tempfile.TemporaryDirectory() as d, _quiet():
         src, pre, out = Path(d) / "fp32.onnx", Path(d) / "pre.onnx", Path(d) / "int8.onnx"
         model = onnx.load_from_string(fp32)
-        int8_rewrites.pad_depthwise_channels(model)
+        if pad_depthwise:
+            int8_rewrites.pad_depthwise_channels(model)
         int8_rewrites.fold_gate_into_conv(model)
         src.write_bytes(model.SerializeToString())
         # shape inference only: onnx's optimiser would split HardSwish into HardSigmoid x Mul (slower in int8)
@@ -164,11 +165,14 @@ def _quiet():
         root.setLevel(level)
 
 
-def onnx_int8(subnet: nn.Module, card, images: Tensor | None = None) -> bytes:
-    """``subnet`` as an int8 ONNX file (see :func:`quantize_int8`); ``images`` default: :func:`calibration_images`."""
+def onnx_int8(subnet: nn.Module, card, images: Tensor | None = None, *, for_browser: bool = False) -> bytes:
+    """``subnet`` as an int8 ONNX file (see :func:`quantize_int8`); ``images`` default: :func:`calibration_images`.
+    ``for_browser``: the file for onnxruntime-web's WASM build, without the depthwise channel padding, which only adds
+    work there (+8% for the smallest subnet; docs/browser_runtime.md, "int8 in the browser")."""
     try:
         fp32 = onnx_fp32(subnet)
-        return quantize_int8(fp32, images if images is not None else calibration_images(subnet.config, card), exclude=KEEP_FP32)
+        return quantize_int8(fp32, images if images is not None else calibration_images(subnet.config, card), exclude=KEEP_FP32,
+                             pad_depthwise=not for_browser)
     except QuantizationError:
         raise
     except Exception as exc:  # onnx / onnxruntime internals: one line for people
@@ -246,16 +250,17 @@ def _statistics_digest(subnet: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def int8_subnet(subnet: nn.Module, card) -> OnnxSubnet:
+def int8_subnet(subnet: nn.Module, card, *, for_browser: bool = False) -> OnnxSubnet:
     """The int8 version of ``subnet`` as a session, from a bounded process-wide cache keyed by the weights' sha256, the
-    config and the subnet's BN statistics (quantization takes seconds; a subnet seen before is instant)."""
-    key = (card.sha256, subnet.config.to_compact(), _statistics_digest(subnet)) if getattr(card, "sha256", "") else None
+    config, the subnet's BN statistics and ``for_browser`` (see :func:`onnx_int8`; quantization takes seconds; a subnet
+    seen before is instant)."""
+    key = (card.sha256, subnet.config.to_compact(), _statistics_digest(subnet), for_browser) if getattr(card, "sha256", "") else None
     if key is not None:
         with _lock:
             if key in _models:
                 _models.move_to_end(key)
                 return _models[key]
-    model = OnnxSubnet(onnx_int8(subnet, card), subnet.config, "int8")
+    model = OnnxSubnet(onnx_int8(subnet, card, for_browser=for_browser), subnet.config, "int8")
     if key is not None:
         with _lock:
             _models[key] = model

@@ -96,3 +96,15 @@ def test_onnxruntime_runs_the_quantized_subnet_on_int8_kernels(smallest, tmp_pat
     # the stem's and the head's hard-swish stay fp32 (the stem is fp32; the head's feeds the fp32 classifier)
     assert ops["QLinearMul"] == (hard_swish - 2) + se_blocks, ops
     assert ops["HardSigmoid"] <= 1 and ops["HardSwish"] == 0, ops
+
+
+def test_the_browsers_int8_file_skips_only_the_padding(smallest):
+    """The file for onnxruntime-web (whose WASM kernels gain nothing from padded channels) keeps the subnet's own
+    depthwise channel counts, with the gates and hard-swishes rewritten all the same; the native file pads them."""
+    net, sub, fp32 = smallest
+    browser = onnx.load_from_string(quantize.onnx_int8(sub, net.card, for_browser=True))
+    native = onnx.load_from_string(quantize.onnx_int8(sub, net.card))
+    own = _depthwise_channels(onnx.load_from_string(fp32))
+    assert _depthwise_channels(browser) == own and _depthwise_channels(native) != own
+    for model in (browser, native):
+        assert not any(n.op_type in ("HardSwish", "HardSigmoid") for n in model.graph.node if not n.name.startswith(("/stem", "/feature_mix")))

@@ -24,15 +24,15 @@ WEBGPU_LABEL = "Use WebGPU where this browser has it"
 
 
 def _session_model(sub, cfg: SubnetConfig, card, precision: str = "fp32") -> BrowserModel:
-    """The subnet as ONNX (BN folded), fp32 or int8 (the app's int8 recipe, :func:`app.quantize.int8_subnet`), exported
-    once per config, precision and session."""
+    """The subnet as ONNX (BN folded), fp32 or int8 (the app's int8 recipe in its browser form,
+    :func:`app.quantize.int8_subnet` with ``for_browser``), exported once per config, precision and session."""
     from app.quantize import int8_subnet, onnx_fp32
 
     cache: OrderedDict = st.session_state.setdefault("_browser_models", OrderedDict())
     key = (card.sha256, card.name, cfg.to_compact(), precision)
     if key not in cache:
         with st.spinner(f"Exporting the subnet in {precision} for your browser (once per subnet)…"):
-            cache[key] = BrowserModel.of(int8_subnet(sub, card).data if precision == "int8" else onnx_fp32(sub))
+            cache[key] = BrowserModel.of(int8_subnet(sub, card, for_browser=True).data if precision == "int8" else onnx_fp32(sub))
         while len(cache) > SESSION_MODELS:
             cache.popitem(last=False)
     cache.move_to_end(key)
