@@ -85,27 +85,14 @@ def _channel_group(graph, dw):
         p = producer.get(t)
         if p is None:
             return None  # a graph input
-        if p.op_type == "Conv":
-            if _conv_group(p) == 1:
-                produce[id(p)] = p
-            else:
-                depthwise[id(p)] = p
-                todo.append(p.input[0])
-        elif p.op_type in _ELEMENTWISE:
-            todo += [i for i in p.input if i and i not in inits][: 2 if p.op_type in ("Add", "Mul") else 1]
-        else:
-            return None
-        for c in consumers.get(t, []):
-            if c.op_type == "Conv":
-                if _conv_group(c) == 1:
-                    consume[id(c)] = c
-                else:
-                    depthwise[id(c)] = c
-                    todo.append(c.output[0])
-            elif c.op_type in _ELEMENTWISE:
-                todo.append(c.output[0])
-                if c.op_type in ("Add", "Mul"):
-                    todo += [i for i in c.input if i != t and i not in inits]
+        for node, role in [(p, produce)] + [(c, consume) for c in consumers.get(t, [])]:
+            if node.op_type == "Conv" and _conv_group(node) == 1:
+                role[id(node)] = node  # produces the channels (zero filters) or consumes them (zero weights)
+            elif node.op_type == "Conv":
+                depthwise[id(node)] = node
+                todo += [node.input[0], node.output[0]]
+            elif node.op_type in _ELEMENTWISE:
+                todo += [i for i in node.input if i and i not in inits] + [node.output[0]]
             else:
                 return None
     return list(depthwise.values()), list(produce.values()), list(consume.values())
