@@ -68,5 +68,5 @@ def render(cfg: SubnetConfig) -> None:
              delta_color="off")
     frame = pd.DataFrame({"precision": ["fp32", "int8"], "latency (ms)": [m["fp32_ms"], m["int8_ms"]]})
     st.bar_chart(frame, x="precision", y="latency (ms)", horizontal=True, height=140)
-    st.caption("int8 is not always faster: onnxruntime's int8 depthwise convolutions are slower than its fp32 ones on x86, "
-               "so the gain comes from the 1×1 convolutions (see docs/measured.md, int8).")
+    st.caption("int8's gain comes from the 1×1 convolutions: onnxruntime's int8 depthwise convolutions are slower than its "
+               "fp32 ones on x86, and in a browser (WASM) int8 is slower than fp32 (see docs/measured.md, int8).")
