@@ -43,35 +43,31 @@ def pad_depthwise_channels(model, multiple: int = CHANNEL_MULTIPLE) -> int:
     its weights as initializers) to a multiple of ``multiple``, with every tensor that shares those channels. Returns
     how many depthwise convolutions were padded; a channel group that reaches anything but convolutions and
     element-wise ops (a graph output, a Flatten) is left as it is."""
-    from onnx import numpy_helper
-
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
+    producer, consumers = _index(graph)  # padding changes weights and group counts, never which node feeds which
+    graph_outputs = {o.name for o in graph.output}
     padded = 0
     for dw in list(graph.node):
         if dw.op_type != "Conv" or _conv_group(dw) == 1 or dw.input[1] not in inits:
             continue
         channels = _conv_group(dw)
-        weight = numpy_helper.to_array(inits[dw.input[1]])
-        if weight.shape[:2] != (channels, 1) or channels % multiple == 0:
+        if tuple(inits[dw.input[1]].dims[:2]) != (channels, 1) or channels % multiple == 0:
             continue
-        group = _channel_group(graph, dw)
+        group = _channel_group(dw, producer, consumers, graph_outputs, set(inits))
         if group is None:
             continue
         target = -(-channels // multiple) * multiple
-        _apply_padding(graph, inits, group, channels, target)
+        _apply_padding(inits, group, channels, target)
         padded += 1
     if padded:  # shapes recorded by the exporter are stale now; shape inference runs again before quantization
         del graph.value_info[:]
     return padded
 
 
-def _channel_group(graph, dw):
+def _channel_group(dw, producer, consumers, graph_outputs: set[str], inits: set[str]):
     """The convolutions around ``dw``'s channels: ``(depthwise, produce, consume)`` node lists, or None if the channels
-    reach something that cannot be padded."""
-    producer, consumers = _index(graph)
-    graph_outputs = {o.name for o in graph.output}
-    inits = {i.name for i in graph.initializer}
+    reach something that cannot be padded (a graph output or input, an op other than a convolution or element-wise)."""
     depthwise, produce, consume = {id(dw): dw}, {}, {}
     seen: set[str] = set()
     todo = [dw.input[0], dw.output[0]]
@@ -98,7 +94,7 @@ def _channel_group(graph, dw):
     return list(depthwise.values()), list(produce.values()), list(consume.values())
 
 
-def _apply_padding(graph, inits, group, channels: int, target: int) -> None:
+def _apply_padding(inits, group, channels: int, target: int) -> None:
     from onnx import numpy_helper
 
     def pad(name: str, axis: int) -> None:
